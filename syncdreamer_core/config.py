@@ -1,0 +1,95 @@
+"""Plain-data description of a SyncDreamer network; rebuilds the modules exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .constants import (
+    CLIP_EMBED_DIM,
+    LATENT_CHANNELS,
+    TIME_EMBED_DIM,
+    UNET_IN_CHANNELS,
+    VIEW_COUNT,
+    VIEWPOINT_DIM,
+)
+
+Dims4 = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class SyncDreamerConfig:
+    """Hyper-parameters of the denoising network (VAE and CLIP are separate).
+
+    Everything except ``num_heads`` is determined by the weight shapes and is
+    inferred when a checkpoint is loaded (see ``checkpoint.infer_config``).
+    """
+
+    model_channels: int = 320
+    channel_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    #: Downsampling factors (1, 2, 4, ...) whose levels carry a SpatialTransformer.
+    attention_resolutions: tuple[int, ...] = (4, 2, 1)
+    num_heads: int = 8
+    transformer_depth: int = 1
+    context_dim: int = CLIP_EMBED_DIM
+    in_channels: int = UNET_IN_CHANNELS
+    out_channels: int = LATENT_CHANNELS
+    #: Channels of the spatial-volume 3D U-Net at 32/16/8/4 voxels.
+    spatial_volume_dims: Dims4 = (64, 128, 256, 512)
+    #: Channels of the frustum 3D U-Net, read by the depth-wise attention blocks.
+    frustum_volume_dims: Dims4 = (64, 128, 256, 512)
+    view_count: int = VIEW_COUNT
+    time_embed_dim: int = TIME_EMBED_DIM
+    viewpoint_dim: int = VIEWPOINT_DIM
+
+    def __post_init__(self):
+        if self.num_res_blocks < 1:
+            raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}")
+        if len(self.channel_mult) != 4:
+            raise ValueError(
+                "SyncDreamer's UNet has four levels (latent 32 -> 16 -> 8 -> 4) so that every level "
+                f"meets a frustum-feature resolution; got channel_mult={self.channel_mult}"
+            )
+        for name in ("spatial_volume_dims", "frustum_volume_dims"):
+            dims = getattr(self, name)
+            if len(dims) != 4 or any(d % 8 for d in dims):
+                raise ValueError(f"{name} must be four channel counts divisible by 8 (GroupNorm(8)), got {dims}")
+        widths = [self.model_channels * m for m in self.channel_mult]
+        if any(w % 32 for w in widths):
+            raise ValueError(f"UNet widths {widths} must be divisible by 32 (GroupNorm(32))")
+        if any(w % self.num_heads for w in widths):
+            raise ValueError(f"UNet widths {widths} must be divisible by num_heads={self.num_heads}")
+
+    @classmethod
+    def official(cls) -> "SyncDreamerConfig":
+        """The released ``configs/syncdreamer.yaml`` network (966 M parameters)."""
+        return cls()
+
+    @classmethod
+    def small(cls) -> "SyncDreamerConfig":
+        """A ~10 M parameter network with the official structure, for tests and demos."""
+        return cls(model_channels=32, channel_mult=(1, 2, 2, 2), num_heads=4,
+                   spatial_volume_dims=(16, 32, 64, 128), frustum_volume_dims=(16, 32, 64, 128))
+
+    @classmethod
+    def tiny(cls) -> "SyncDreamerConfig":
+        """The smallest network with the official structure (a few M parameters)."""
+        return cls(model_channels=32, channel_mult=(1, 1, 1, 1), num_heads=2,
+                   spatial_volume_dims=(8, 8, 16, 16), frustum_volume_dims=(8, 8, 16, 16))
+
+    def replace(self, **changes) -> "SyncDreamerConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SyncDreamerConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown SyncDreamer config keys: {sorted(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+

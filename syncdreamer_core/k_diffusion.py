@@ -1,0 +1,152 @@
+"""The synchronized denoiser in the form k-diffusion-style samplers call it.
+
+k-diffusion samplers (and ComfyUI's, which descend from them) work on the
+variance-exploding view of the same process: ``x = x_vp / sqrt(alpha_bar)`` at
+noise level ``sigma = sqrt((1 - alpha_bar) / alpha_bar)``, and call
+``model(x, sigma) -> denoised``. ``SigmaDenoiser`` is that callable;
+``sample_sync_ddim`` is the reference DDIM written as such a sampler, so a host
+that drives samplers this way reproduces the reference result exactly.
+
+Latent batches are instance-major: index ``instance * 16 + view``; every call
+must contain all views of each instance it holds.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .denoiser import Conditioning, SyncDenoiser
+from .sampling import reference_noise
+from .schedule import sigmas_from_alphas_cumprod
+
+NoiseSampler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class DiscreteSigmas:
+    """The model's 1000 noise levels and the sigma <-> timestep maps (nearest step)."""
+
+    def __init__(self, alphas_cumprod: torch.Tensor):
+        self.sigmas = sigmas_from_alphas_cumprod(alphas_cumprod.detach().float().cpu())
+        self.log_sigmas = self.sigmas.log()
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigmas[0])
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigmas[-1])
+
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        distances = (sigma.detach().float().cpu().log().reshape(-1, 1) - self.log_sigmas[None]).abs()
+        return distances.argmin(dim=1).reshape(sigma.shape)
+
+    def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        return self.sigmas[t.long().cpu()]
+
+
+def views_to_instances(x: torch.Tensor, view_count: int) -> torch.Tensor:
+    """[B*N, C, h, w] instance-major batch -> [B, N, C, h, w], with a clear error
+    when the batch does not hold whole instances."""
+    if x.ndim == 5:
+        return x
+    if x.ndim != 4 or x.shape[0] % view_count:
+        raise ValueError(
+            f"SyncDreamer latents must come as whole instances of {view_count} views "
+            f"([B*{view_count}, 4, h, w]); got a batch of shape {tuple(x.shape)}"
+        )
+    return x.reshape(x.shape[0] // view_count, view_count, *x.shape[1:])
+
+
+def per_instance_sigma(sigma: torch.Tensor, instances: int, view_count: int) -> torch.Tensor:
+    """Reduce a scalar, per-view [B*N] or per-instance [B] sigma to [B]."""
+    sigma = sigma.reshape(-1)
+    if sigma.numel() == 1:
+        return sigma.expand(instances)
+    if sigma.numel() == instances * view_count:
+        grouped = sigma.reshape(instances, view_count)
+        if not torch.all(grouped == grouped[:, :1]):
+            raise ValueError("all views of an instance must share one noise level")
+        return grouped[:, 0]
+    if sigma.numel() == instances:
+        return sigma
+    raise ValueError(f"sigma of shape {tuple(sigma.shape)} does not match {instances} instances")
+
+
+class SigmaDenoiser:
+    """``denoised = f(x, sigma)`` for x [B*N, 4, h, w] or [B, N, 4, h, w] (VE scale)."""
+
+    def __init__(self, denoiser: SyncDenoiser, cond: Conditioning, cfg_scale: float = 2.0,
+                 batch_view_num: int | None = None):
+        self.denoiser = denoiser
+        self.cond = cond
+        self.cfg_scale = cfg_scale
+        self.batch_view_num = batch_view_num
+        self.schedule = DiscreteSigmas(denoiser.model.alphas_cumprod)
+
+    def predict_eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Noise prediction for VE-scaled ``x``; same layout as ``x``."""
+        N = self.denoiser.view_count
+        x5 = views_to_instances(x, N)
+        B = x5.shape[0]
+        if B != self.cond.batch_size:
+            raise ValueError(f"got {B} instances but conditioning for {self.cond.batch_size}")
+        sigma_b = per_instance_sigma(sigma, B, N).to(torch.float32)
+        scale_in = (sigma_b.to(x.device) ** 2 + 1) ** -0.5
+        x_vp = x5.float() * scale_in.view(B, 1, 1, 1, 1)
+        timesteps = self.schedule.sigma_to_t(sigma_b).to(x.device)
+        eps = self.denoiser(x_vp, timesteps, self.cond, self.cfg_scale, self.batch_view_num)
+        return eps.to(x.dtype).reshape(x.shape)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        eps = self.predict_eps(x, sigma)
+        N = self.denoiser.view_count
+        sigma_b = per_instance_sigma(sigma.to(x.device), views_to_instances(x, N).shape[0], N)
+        sigma_views = sigma_b.repeat_interleave(N) if x.ndim == 4 else sigma_b
+        return x - eps * sigma_views.view(-1, *([1] * (x.ndim - 1))).to(x.dtype)
+
+
+def reference_noise_sampler(seed: int, shape: tuple[int, ...]) -> NoiseSampler:
+    """The per-step noise ``sampling.sample`` draws for ``seed`` (after the starting
+    noise), as a k-diffusion noise sampler."""
+    draws = reference_noise(shape, torch.Generator().manual_seed(seed))
+    next(draws)
+    return lambda sigma, sigma_next: next(draws)
+
+
+@torch.inference_mode()
+def sample_sync_ddim(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict | None = None,
+                     callback=None, disable: bool | None = None, eta: float = 1.0,
+                     noise_sampler: NoiseSampler | None = None,
+                     terminal_sigma: float | None = None) -> torch.Tensor:
+    """DDIM(eta) over ``sigmas`` as a k-diffusion sampler.
+
+    When ``sigmas`` ends in 0 and ``terminal_sigma`` is given, the last step lands on
+    that noise level (the reference lands on t=0, sigma ~ 0.029) and returns the latent
+    in variance-preserving scale, which is what the reference decodes.
+    """
+    extra_args = extra_args or {}
+    if eta > 0 and noise_sampler is None:
+        generator = torch.Generator().manual_seed(int(extra_args.get("seed", 0)))
+        noise_sampler = lambda s, sn: torch.randn(x.shape, generator=generator)  # noqa: E731
+    s_in = x.new_ones([x.shape[0]])
+    steps = len(sigmas) - 1
+    for i in range(steps):
+        sigma, sigma_next = sigmas[i].float(), sigmas[i + 1].float()
+        denoised = model(x, sigma * s_in, **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+        lands_on_terminal = bool(sigma_next == 0) and terminal_sigma is not None
+        if lands_on_terminal:
+            sigma_next = torch.tensor(terminal_sigma, dtype=torch.float32)
+        alpha = 1 / (1 + sigma**2)
+        alpha_next = 1 / (1 + sigma_next**2)
+        eps = (x - denoised) / sigma
+        std = eta * ((1 - alpha_next) / (1 - alpha) * (1 - alpha / alpha_next)).clamp(min=0).sqrt()
+        x_vp = alpha_next.sqrt() * denoised + (1 - alpha_next - std**2).clamp(min=0).sqrt() * eps
+        if eta > 0 and i < steps - 1:
+            x_vp = x_vp + std * noise_sampler(sigma, sigma_next).to(x.device, x.dtype).reshape(x.shape)
+        x = x_vp if lands_on_terminal else x_vp / alpha_next.sqrt()
+    return x
