@@ -1,0 +1,379 @@
+"""Safe loading of SyncDreamer checkpoints and their conversion to safetensors.
+
+Accepted: the official Lightning checkpoint ``syncdreamer-pretrain.ckpt``
+(``{"state_dict": ...}``), a bare state dict, and ``.safetensors``. Pickled files
+are read with ``torch.load(weights_only=True)`` only: a file that needs arbitrary
+code to unpickle is refused with an explanation, never loaded unsafely behind the
+user's back.
+
+The official key names are the canonical layout. Every hyper-parameter the weight
+shapes determine is read from them; ``num_heads`` of the UNet transformers is not
+(the released model uses 8) and can be overridden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file as load_safetensors, save_file as save_safetensors
+
+from .cameras import target_cameras, wrap_to_pi
+from .config import SyncDreamerConfig
+from .model import CAMERA_BUFFERS, SCHEDULE_BUFFERS, SyncDreamer
+from .schedule import scaled_linear_betas, schedule_buffers
+
+NETWORK_PREFIXES = ("model.diffusion_model.", "spatial_volume.", "time_embed.", "cc_projection.")
+NETWORK_BUFFERS = CAMERA_BUFFERS + SCHEDULE_BUFFERS
+VAE_PREFIX = "first_stage_model."
+CLIP_PREFIX = "clip_image_encoder.model."
+CLIP_VISUAL_PREFIX = CLIP_PREFIX + "visual."
+#: The CLIP text tower rides along in the official checkpoint but is never used.
+CLIP_TEXT_KEYS = ("transformer.", "token_embedding.", "positional_embedding", "ln_final.",
+                  "text_projection", "logit_scale")
+#: Keys whose presence identifies SyncDreamer rather than Stable Diffusion or Zero123.
+SIGNATURE_KEYS = (
+    "spatial_volume.spatial_volume_feats.init_conv.weight",
+    "model.diffusion_model.middle_conditions.proj_in.0.weight",
+    "cc_projection.weight",
+)
+OFFICIAL_FILENAME = "syncdreamer-pretrain.ckpt"
+OFFICIAL_SOURCE = (
+    "syncdreamer-pretrain.ckpt (linked from https://github.com/liuyuan-pal/SyncDreamer#preparation-for-inference: "
+    "https://drive.google.com/file/d/1ypyD5WXxAnsWjnHgAfOAGolV0Zd9kpam)"
+)
+CONFIG_METADATA_KEY = "syncdreamer_config"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used, with the reason and what to do."""
+
+
+@dataclass
+class CheckpointParts:
+    """A SyncDreamer state dict split by owner (prefixes removed for vae/clip_visual)."""
+
+    network: dict[str, torch.Tensor]
+    vae: dict[str, torch.Tensor]
+    clip_visual: dict[str, torch.Tensor]
+    ignored: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- reading files
+
+def _describe(path: Path) -> str:
+    return f"{path} ({path.stat().st_size / 2**20:.1f} MiB)" if path.exists() else str(path)
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read tensors from ``.safetensors`` or a weights-only pickle; returns (state dict, metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {path}. Download {OFFICIAL_SOURCE} and point to it, "
+            "or place it in ComfyUI/models/syncdreamer/."
+        )
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = dict(handle.metadata() or {})
+            return load_safetensors(str(path)), metadata
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(
+                f"{_describe(path)} is not a readable safetensors file ({error}); it may be truncated "
+                "or corrupt: download or convert it again."
+            ) from None
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as error:
+        unsafe = ""
+        try:
+            found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+            unsafe = f" It references: {', '.join(found[:8])}." if found else ""
+        except Exception:  # noqa: BLE001 - only used to enrich the message
+            pass
+        raise CheckpointError(
+            f"{_describe(path)} cannot be loaded safely: it needs to run pickled code, which this "
+            f"loader never does.{unsafe} If you trust where the file came from, convert it once with "
+            f"`python -m syncdreamer_core convert {path} --trust-pickled-code` and use the .safetensors "
+            f"it writes. (Reason: {str(error).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(
+            f"{_describe(path)} could not be read: {str(error).splitlines()[0]}. The file is probably "
+            "truncated or corrupt (an interrupted download?): download it again."
+        ) from None
+    return unwrap_state_dict(data, path), {}
+
+
+def unwrap_state_dict(data, source="checkpoint") -> dict[str, torch.Tensor]:
+    """Accept a Lightning checkpoint ({"state_dict": ...}) or a bare state dict."""
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not data or not all(torch.is_tensor(v) for v in data.values()):
+        raise CheckpointError(
+            f"{source} holds no state dict of tensors (expected a Lightning checkpoint with a "
+            "'state_dict' entry, a bare state dict, or a .safetensors file)"
+        )
+    return data
+
+
+# ---------------------------------------------------------------- classifying keys
+
+def _looks_like(state_dict: dict) -> str:
+    first = state_dict.get("model.diffusion_model.input_blocks.0.0.weight")
+    if first is not None and first.ndim == 4:
+        if "cc_projection.weight" in state_dict and first.shape[1] == 8:
+            return " It looks like a Zero123 checkpoint (8-channel UNet, no spatial volume)."
+        if first.shape[1] == 4 or "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight" in state_dict:
+            return " It looks like a Stable Diffusion checkpoint."
+    if any(k.startswith("vision_model.") for k in state_dict):
+        return " It looks like a CLIP vision model."
+    if any(k.startswith(("encoder.down.", "decoder.up.")) for k in state_dict):
+        return " It looks like a standalone VAE."
+    return ""
+
+
+def split_checkpoint(state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> CheckpointParts:
+    """Split by owner; refuses a state dict that is not SyncDreamer."""
+    absent = [k for k in SIGNATURE_KEYS if k not in state_dict]
+    if absent:
+        sample = ", ".join(list(state_dict)[:3])
+        raise CheckpointError(
+            f"{source} is not a SyncDreamer checkpoint: it lacks {', '.join(absent)} "
+            f"(the spatial volume, depth-wise attention and CLIP projection weights every SyncDreamer "
+            f"model has).{_looks_like(state_dict)} First keys: {sample}. Expected {OFFICIAL_SOURCE} "
+            "or a conversion of it."
+        )
+    parts = CheckpointParts({}, {}, {})
+    for key, value in state_dict.items():
+        if key.startswith(NETWORK_PREFIXES) or key in NETWORK_BUFFERS:
+            parts.network[key] = value
+        elif key.startswith(VAE_PREFIX):
+            parts.vae[key[len(VAE_PREFIX):]] = value
+        elif key.startswith(CLIP_VISUAL_PREFIX):
+            parts.clip_visual[key[len(CLIP_VISUAL_PREFIX):]] = value
+        elif key.startswith(CLIP_PREFIX) and key[len(CLIP_PREFIX):].startswith(CLIP_TEXT_KEYS):
+            parts.ignored.append(key)
+        else:
+            parts.unknown.append(key)
+    return parts
+
+
+# ---------------------------------------------------------------- configuration
+
+def _shape(sd: dict, key: str) -> torch.Size:
+    try:
+        return sd[key].shape
+    except KeyError:
+        raise CheckpointError(f"cannot read the network layout: weight {key!r} is missing") from None
+
+
+def infer_config(network: dict[str, torch.Tensor], num_heads: int | None = None) -> SyncDreamerConfig:
+    """The configuration the network weights imply; ``num_heads`` defaults to the released 8."""
+    prefix = "model.diffusion_model."
+    mc, in_channels = _shape(network, prefix + "input_blocks.0.0.weight")[:2]
+    downsamples = sorted(
+        int(k.split(".")[3]) for k in network if k.startswith(prefix + "input_blocks.") and k.endswith(".0.op.weight")
+    )
+    if not downsamples:
+        raise CheckpointError("cannot read the network layout: the UNet has no downsampling blocks")
+    num_res_blocks = downsamples[0] - 1
+    levels = len(downsamples) + 1
+    channel_mult, attention = [], []
+    for level in range(levels):
+        first = 1 + level * (num_res_blocks + 1)
+        out_ch = _shape(network, f"{prefix}input_blocks.{first}.0.out_layers.3.weight")[0]
+        channel_mult.append(out_ch // mc)
+        if f"{prefix}input_blocks.{first}.1.norm.weight" in network:
+            attention.append(2**level)
+    depth = len({k.split(".")[5] for k in network if k.startswith(prefix + "middle_block.1.transformer_blocks.")})
+    context_dim = _shape(network, prefix + "middle_block.1.transformer_blocks.0.attn2.to_k.weight")[1]
+    out_channels = _shape(network, prefix + "out.2.weight")[0]
+
+    def dims(net: str, first: str) -> tuple[int, int, int, int]:
+        base = f"spatial_volume.{net}."
+        return tuple(
+            _shape(network, base + name)[0]
+            for name in (first, "conv1.conv.weight", "conv3.conv.weight", "conv5.conv.weight")
+        )
+
+    volume_in = _shape(network, "spatial_volume.spatial_volume_feats.init_conv.weight")[1]
+    time_dim = _shape(network, "time_embed.0.weight")[1]
+    cc_in = _shape(network, "cc_projection.weight")[1]
+    config = dict(
+        model_channels=mc, channel_mult=tuple(channel_mult), num_res_blocks=num_res_blocks,
+        attention_resolutions=tuple(attention), transformer_depth=depth, context_dim=context_dim,
+        in_channels=in_channels, out_channels=out_channels,
+        spatial_volume_dims=dims("spatial_volume_feats", "init_conv.weight"),
+        frustum_volume_dims=dims("frustum_volume_feats", "conv0.weight"),
+        view_count=volume_in // 16, time_embed_dim=time_dim, viewpoint_dim=cc_in - context_dim,
+        num_heads=8 if num_heads is None else num_heads,
+    )
+    try:
+        return SyncDreamerConfig(**config)
+    except ValueError as error:
+        raise CheckpointError(f"the checkpoint implies an unusable configuration: {error}") from None
+
+
+# ---------------------------------------------------------------- building the network
+
+def default_buffers(config: SyncDreamerConfig) -> dict[str, torch.Tensor]:
+    cameras = target_cameras(config.view_count)
+    buffers = {"poses": cameras.poses, "Ks": cameras.K, "azimuth": wrap_to_pi(cameras.azimuths)}
+    buffers.update(schedule_buffers(scaled_linear_betas()))
+    return buffers
+
+
+def build_network(network: dict[str, torch.Tensor], config: SyncDreamerConfig,
+                  dtype=torch.float32, device="cpu") -> SyncDreamer:
+    """Instantiate without initialising weights and load ``network`` strictly."""
+    with torch.device("meta"):
+        model = SyncDreamer(config)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in network]
+    missing_params = [k for k in missing if k not in NETWORK_BUFFERS]
+    unexpected = [k for k in network if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(network[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected if k in network and network[k].shape != expected[k].shape
+    ]
+    if missing_params or unexpected or mismatched:
+        lines = []
+        if missing_params:
+            lines.append(f"{len(missing_params)} missing: {', '.join(missing_params[:6])}")
+        if unexpected:
+            lines.append(f"{len(unexpected)} unexpected: {', '.join(unexpected[:6])}")
+        if mismatched:
+            lines.append(f"{len(mismatched)} with other shapes: {'; '.join(mismatched[:4])}")
+        raise CheckpointError(
+            "the SyncDreamer weights do not match the network their shapes describe "
+            f"({config.model_channels} channels, mult {config.channel_mult}): " + " | ".join(lines)
+        )
+    defaults = default_buffers(config) if missing else {}
+    tensors = {}
+    for key in expected:
+        value = network[key] if key in network else defaults[key]
+        target = torch.float32 if key in NETWORK_BUFFERS else dtype
+        tensors[key] = value.to(device=device, dtype=target)
+    model.load_state_dict(tensors, strict=True, assign=True)
+    return model.eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------- the public loader
+
+@dataclass
+class LoadedCheckpoint:
+    """The network plus (optionally) the VAE and CLIP encoders of one checkpoint."""
+
+    model: SyncDreamer
+    config: SyncDreamerConfig
+    vae: object | None = None
+    clip: object | None = None
+    parts: CheckpointParts | None = None
+    path: str | None = None
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
+             "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of fp32, fp16, bf16")
+    return names[dtype]
+
+
+def encoder_dtype(dtype: torch.dtype, device) -> torch.dtype:
+    """Half precision for the encoders only where it is fast: on an accelerator."""
+    return torch.float32 if torch.device(device).type == "cpu" else dtype
+
+
+def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu",
+                    num_heads: int | None = None, with_vae: bool = True, with_clip: bool = True,
+                    keep_parts: bool = False) -> LoadedCheckpoint:
+    """Load a SyncDreamer checkpoint (path or state dict) into ready-to-use modules.
+
+    Unused CLIP text-tower weights are skipped; any other unknown key is an error.
+    ``with_vae``/``with_clip`` build the encoders (a checkpoint without them, like the
+    parity fixtures, must be loaded with both False).
+    """
+    dtype = resolve_dtype(dtype)
+    metadata: dict[str, str] = {}
+    if isinstance(source, dict):
+        state_dict, name = unwrap_state_dict(source), "state dict"
+    else:
+        state_dict, metadata = read_state_dict(source)
+        name = str(source)
+    parts = split_checkpoint(state_dict, name)
+    parts.metadata = metadata
+    if parts.unknown:
+        raise CheckpointError(
+            f"{name} has {len(parts.unknown)} keys that belong to no SyncDreamer component: "
+            f"{', '.join(parts.unknown[:6])}"
+        )
+    if num_heads is None and CONFIG_METADATA_KEY in metadata:
+        num_heads = json.loads(metadata[CONFIG_METADATA_KEY]).get("num_heads")
+    config = infer_config(parts.network, num_heads)
+    model = build_network(parts.network, config, dtype, device)
+    vae = clip = None
+    if with_vae:
+        if not parts.vae:
+            raise CheckpointError(f"{name} has no VAE weights (first_stage_model.*)")
+        from .encoders import build_vae
+
+        vae = build_vae(parts.vae, dtype=encoder_dtype(dtype, device), device=device)
+    if with_clip:
+        if not parts.clip_visual:
+            raise CheckpointError(f"{name} has no CLIP image encoder weights (clip_image_encoder.model.visual.*)")
+        from .encoders import build_clip_vision
+
+        clip = build_clip_vision(parts.clip_visual, dtype=encoder_dtype(dtype, device), device=device)
+    return LoadedCheckpoint(model, config, vae, clip, parts if keep_parts else None,
+                            None if isinstance(source, dict) else str(source))
+
+
+# ---------------------------------------------------------------- conversion
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp16",
+                       trust_pickled_code: bool = False, num_heads: int | None = None) -> dict:
+    """Write a SyncDreamer checkpoint as ``.safetensors`` (weights in ``dtype``, camera and
+    schedule buffers kept float32, the unused CLIP text tower dropped).
+
+    ``trust_pickled_code`` lets a pickle that weights-only loading refuses be read with
+    full unpickling; only for files whose origin the user trusts.
+    """
+    dtype = resolve_dtype(dtype)
+    src, dst = Path(src), Path(dst)
+    if dst.suffix != ".safetensors":
+        raise ValueError(f"the output must end in .safetensors, got {dst}")
+    if trust_pickled_code and src.suffix != ".safetensors":
+        data = torch.load(str(src), map_location="cpu", weights_only=False, mmap=zipfile.is_zipfile(src))
+        state_dict = unwrap_state_dict(data, src)
+    else:
+        state_dict, _ = read_state_dict(src)
+    parts = split_checkpoint(state_dict, str(src))
+    if parts.unknown:
+        raise CheckpointError(f"{src} has keys that belong to no SyncDreamer component: {parts.unknown[:6]}")
+    config = infer_config(parts.network, num_heads)
+    out = {}
+    for key, value in state_dict.items():
+        if key in parts.ignored:
+            continue
+        keep_fp32 = key in NETWORK_BUFFERS or not value.is_floating_point()
+        out[key] = value.to(torch.float32 if keep_fp32 else dtype).contiguous()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"format": "pt", CONFIG_METADATA_KEY: json.dumps(config.to_dict())}
+    save_safetensors(out, str(dst), metadata=metadata)
+    return {"tensors": len(out), "dropped": len(parts.ignored), "bytes": dst.stat().st_size,
+            "config": config.to_dict()}

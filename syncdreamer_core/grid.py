@@ -1,0 +1,131 @@
+"""Arranging the 16 views: the 1x16 strip the reference writes and 4x4 grids.
+
+All functions take and return channel-last image tensors ([..., H, W, C]).
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+
+from .constants import VIEW_COUNT
+
+
+class ViewLayoutError(ValueError):
+    """An image whose shape is not a valid strip or grid of views."""
+
+
+def _check_views(views: torch.Tensor, view_count: int) -> None:
+    if views.ndim != 4:
+        raise ViewLayoutError(f"views must be [N, H, W, C], got shape {tuple(views.shape)}")
+    if views.shape[0] % view_count:
+        raise ViewLayoutError(
+            f"got {views.shape[0]} views, which is not a multiple of {view_count} (one set per instance)"
+        )
+
+
+def grid_shape(view_count: int = VIEW_COUNT, columns: int | None = None) -> tuple[int, int]:
+    """(rows, columns) of a grid; default: as square as possible (4x4 for 16)."""
+    if columns is None:
+        columns = int(round(view_count**0.5))
+        while view_count % columns:
+            columns += 1
+    if columns < 1 or view_count % columns:
+        raise ViewLayoutError(f"{view_count} views cannot fill rows of {columns}")
+    return view_count // columns, columns
+
+
+def compose(views: torch.Tensor, columns: int, view_count: int = VIEW_COUNT) -> torch.Tensor:
+    """[B*N, H, W, C] -> [B, rows*H, columns*W, C], views in row-major camera order."""
+    _check_views(views, view_count)
+    rows, columns = grid_shape(view_count, columns)
+    return rearrange(views, "(b r c) h w ch -> b (r h) (c w) ch", r=rows, c=columns)
+
+
+def compose_strip(views: torch.Tensor, view_count: int = VIEW_COUNT) -> torch.Tensor:
+    """[B*N, H, W, C] -> [B, H, N*W, C]: view i at columns W*i..W*i+W-1 (as generate.py writes)."""
+    return compose(views, view_count, view_count)
+
+
+def compose_grid(views: torch.Tensor, view_count: int = VIEW_COUNT) -> torch.Tensor:
+    """[B*N, H, W, C] -> [B, 4H, 4W, C] for 16 views."""
+    return compose(views, grid_shape(view_count)[1], view_count)
+
+
+def split(images: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
+    """[B, rows*H, columns*W, C] -> [B*rows*columns, H, W, C] (row-major)."""
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ViewLayoutError(f"expected images [B, H, W, C], got shape {tuple(images.shape)}")
+    _, height, width, _ = images.shape
+    if height % rows or width % columns:
+        raise ViewLayoutError(
+            f"a {rows}x{columns} layout needs a height divisible by {rows} and a width divisible by "
+            f"{columns}; got {width}x{height} pixels"
+        )
+    if height // rows != width // columns:
+        raise ViewLayoutError(
+            f"a {rows}x{columns} layout of square views needs width/height = {columns}/{rows}; got "
+            f"{width}x{height} pixels (views would be {width // columns}x{height // rows})"
+        )
+    return rearrange(images, "b (r h) (c w) ch -> (b r c) h w ch", r=rows, c=columns)
+
+
+def split_strip(images: torch.Tensor, view_count: int = VIEW_COUNT) -> torch.Tensor:
+    """[B, H, N*H, C] strips -> [B*N, H, H, C]."""
+    return split(images, 1, view_count)
+
+
+def split_grid(images: torch.Tensor, view_count: int = VIEW_COUNT) -> torch.Tensor:
+    """[B, 4H, 4H, C] grids -> [B*16, H, H, C]."""
+    rows, columns = grid_shape(view_count)
+    return split(images, rows, columns)
+
+
+def detect_layout(images: torch.Tensor, view_count: int = VIEW_COUNT) -> str:
+    """'strip' or 'grid' from the aspect ratio of [B, H, W, C] images."""
+    height, width = images.shape[-3:-1]
+    rows, columns = grid_shape(view_count)
+    if width == view_count * height:
+        return "strip"
+    if width * rows == height * columns:
+        return "grid"
+    raise ViewLayoutError(
+        f"an image of {width}x{height} pixels is neither a 1x{view_count} strip (width = {view_count} x "
+        f"height) nor a {rows}x{columns} grid"
+    )
+
+
+def select(views: torch.Tensor, indices: list[int], view_count: int = VIEW_COUNT) -> torch.Tensor:
+    """Pick views by camera index from every instance of [B*N, ...] -> [B*len(indices), ...]."""
+    if views.shape[0] % view_count:
+        raise ViewLayoutError(f"got {views.shape[0]} views, not a multiple of {view_count}")
+    bad = [i for i in indices if not 0 <= i < view_count]
+    if bad or not indices:
+        raise ViewLayoutError(f"view indices must be in 0..{view_count - 1}, got {indices}")
+    grouped = views.reshape(views.shape[0] // view_count, view_count, *views.shape[1:])
+    picked = grouped[:, list(indices)]
+    return picked.reshape(-1, *views.shape[1:])
+
+
+def parse_indices(text: str, view_count: int = VIEW_COUNT) -> list[int]:
+    """'0,4,8' or '0-3, 8' -> [0, 4, 8] / [0, 1, 2, 3, 8]."""
+    indices: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                start, end = part.split("-", 1)
+                indices.extend(range(int(start), int(end) + 1))
+            else:
+                indices.append(int(part))
+        except ValueError:
+            raise ViewLayoutError(f"cannot read view index {part!r}; use numbers like '0,4,8' or '0-3'") from None
+    if not indices:
+        raise ViewLayoutError("no view index given; use numbers like '0,4,8' or '0-3'")
+    bad = [i for i in indices if not 0 <= i < view_count]
+    if bad:
+        raise ViewLayoutError(f"view indices must be in 0..{view_count - 1}, got {bad}")
+    return indices

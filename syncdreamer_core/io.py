@@ -1,0 +1,82 @@
+"""Reading and writing images and finding the checkpoint on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import OFFICIAL_FILENAME, OFFICIAL_SOURCE
+
+CHECKPOINT_ENV = "SYNCDREAMER_CHECKPOINT"
+COMFYUI_ENV = "COMFYUI_ROOT"
+CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth")
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+def views_to_uint8(views: torch.Tensor) -> np.ndarray:
+    """[..., H, W, 3] in [0, 1] -> uint8, truncating like the reference's PNG writer."""
+    return (views.clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def load_views(path: str | os.PathLike, view_count: int = 16) -> np.ndarray:
+    """A 1x16 strip / 4x4 grid PNG, or a folder of NNN.png files -> [16, H, W, C] uint8."""
+    from .grid import detect_layout, split_grid, split_strip
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.png") if p.stem.isdigit())
+        if len(files) != view_count:
+            raise ValueError(f"{path} must hold {view_count} views named 000.png..{view_count - 1:03d}.png, "
+                             f"found {len(files)}")
+        return np.stack([np.asarray(Image.open(f)) for f in files])
+    image = torch.from_numpy(np.asarray(Image.open(path)).copy())[None]
+    splitter = split_strip if detect_layout(image, view_count) == "strip" else split_grid
+    return splitter(image, view_count).numpy()
+
+
+def comfyui_model_dirs() -> list[Path]:
+    """ComfyUI/models/syncdreamer of the ComfyUI this pack sits in, or of $COMFYUI_ROOT."""
+    dirs = []
+    if os.environ.get(COMFYUI_ENV):
+        dirs.append(Path(os.environ[COMFYUI_ENV]) / "models" / "syncdreamer")
+    pack = Path(__file__).resolve().parent.parent
+    if pack.parent.name == "custom_nodes":
+        dirs.append(pack.parent.parent / "models" / "syncdreamer")
+    return dirs
+
+
+def find_checkpoint() -> Path | None:
+    """$SYNCDREAMER_CHECKPOINT, else the official file (or any checkpoint) in ComfyUI's
+    ``models/syncdreamer`` folder."""
+    if os.environ.get(CHECKPOINT_ENV):
+        path = Path(os.environ[CHECKPOINT_ENV])
+        if not path.is_file():
+            raise FileNotFoundError(f"${CHECKPOINT_ENV} points to {path}, which is not a file")
+        return path
+    for folder in comfyui_model_dirs():
+        if not folder.is_dir():
+            continue
+        found = sorted(p for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
+        preferred = [p for p in found if p.stem == Path(OFFICIAL_FILENAME).stem]
+        if preferred or found:
+            return (preferred or found)[0]
+    return None
+
+
+def missing_checkpoint_message() -> str:
+    places = ", ".join(str(p) for p in comfyui_model_dirs()) or "ComfyUI/models/syncdreamer/"
+    return (
+        f"No SyncDreamer checkpoint found. Download {OFFICIAL_SOURCE} and either put it in {places} "
+        f"or set {CHECKPOINT_ENV}=/path/to/{OFFICIAL_FILENAME} (a converted .safetensors works too)."
+    )

@@ -1,0 +1,190 @@
+"""The key layout of the official ``syncdreamer-pretrain.ckpt``, as shapes.
+
+Used to check the loader against the full-size layout without 5 GB of memory
+(meta tensors), and to write randomly initialised checkpoints in the official
+format for demos and tests. The network part comes from our module (whose names
+are checked against the parity fixtures made by the official code); the VAE part
+is the LDM ``AutoencoderKL`` layout and the CLIP part the OpenAI ``clip.load``
+layout, with the text transformer removed as the reference does (its other text
+weights remain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .checkpoint import CLIP_PREFIX, VAE_PREFIX, default_buffers
+from .config import SyncDreamerConfig
+from .model import SyncDreamer
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class VAELayout:
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    z_channels: int = 4
+
+
+@dataclass(frozen=True)
+class CLIPLayout:
+    width: int = 1024
+    layers: int = 24
+    patch: int = 14
+    image_size: int = 224
+    embed_dim: int = 768
+    text_width: int = 768
+    text_layers: int = 12
+    vocab: int = 49408
+    context_length: int = 77
+
+
+SMALL_VAE = VAELayout(ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1)
+SMALL_CLIP = CLIPLayout(width=64, layers=2, text_width=64, text_layers=1, vocab=16)
+
+
+def network_shapes(config: SyncDreamerConfig) -> Shapes:
+    with torch.device("meta"):
+        model = SyncDreamer(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _resnet(prefix: str, c_in: int, c_out: int) -> Shapes:
+    shapes = {
+        f"{prefix}.norm1.weight": (c_in,), f"{prefix}.norm1.bias": (c_in,),
+        f"{prefix}.conv1.weight": (c_out, c_in, 3, 3), f"{prefix}.conv1.bias": (c_out,),
+        f"{prefix}.norm2.weight": (c_out,), f"{prefix}.norm2.bias": (c_out,),
+        f"{prefix}.conv2.weight": (c_out, c_out, 3, 3), f"{prefix}.conv2.bias": (c_out,),
+    }
+    if c_in != c_out:
+        shapes[f"{prefix}.nin_shortcut.weight"] = (c_out, c_in, 1, 1)
+        shapes[f"{prefix}.nin_shortcut.bias"] = (c_out,)
+    return shapes
+
+
+def _mid(prefix: str, c: int) -> Shapes:
+    shapes = {**_resnet(f"{prefix}.block_1", c, c), **_resnet(f"{prefix}.block_2", c, c)}
+    shapes[f"{prefix}.attn_1.norm.weight"] = (c,)
+    shapes[f"{prefix}.attn_1.norm.bias"] = (c,)
+    for name in ("q", "k", "v", "proj_out"):
+        shapes[f"{prefix}.attn_1.{name}.weight"] = (c, c, 1, 1)
+        shapes[f"{prefix}.attn_1.{name}.bias"] = (c,)
+    return shapes
+
+
+def vae_shapes(layout: VAELayout = VAELayout()) -> Shapes:
+    """LDM AutoencoderKL keys (without the ``first_stage_model.`` prefix)."""
+    ch, mult, nrb, z = layout.ch, layout.ch_mult, layout.num_res_blocks, layout.z_channels
+    shapes: Shapes = {"encoder.conv_in.weight": (ch, 3, 3, 3), "encoder.conv_in.bias": (ch,)}
+    block_in = ch
+    for level, m in enumerate(mult):
+        block_out = ch * m
+        for j in range(nrb):
+            shapes.update(_resnet(f"encoder.down.{level}.block.{j}", block_in, block_out))
+            block_in = block_out
+        if level != len(mult) - 1:
+            shapes[f"encoder.down.{level}.downsample.conv.weight"] = (block_in, block_in, 3, 3)
+            shapes[f"encoder.down.{level}.downsample.conv.bias"] = (block_in,)
+    shapes.update(_mid("encoder.mid", block_in))
+    shapes.update({"encoder.norm_out.weight": (block_in,), "encoder.norm_out.bias": (block_in,),
+                   "encoder.conv_out.weight": (2 * z, block_in, 3, 3), "encoder.conv_out.bias": (2 * z,)})
+
+    block_in = ch * mult[-1]
+    shapes.update({"decoder.conv_in.weight": (block_in, z, 3, 3), "decoder.conv_in.bias": (block_in,)})
+    shapes.update(_mid("decoder.mid", block_in))
+    for level in reversed(range(len(mult))):
+        block_out = ch * mult[level]
+        for j in range(nrb + 1):
+            shapes.update(_resnet(f"decoder.up.{level}.block.{j}", block_in, block_out))
+            block_in = block_out
+        if level != 0:
+            shapes[f"decoder.up.{level}.upsample.conv.weight"] = (block_in, block_in, 3, 3)
+            shapes[f"decoder.up.{level}.upsample.conv.bias"] = (block_in,)
+    shapes.update({"decoder.norm_out.weight": (block_in,), "decoder.norm_out.bias": (block_in,),
+                   "decoder.conv_out.weight": (3, block_in, 3, 3), "decoder.conv_out.bias": (3,)})
+    shapes.update({"quant_conv.weight": (2 * z, 2 * z, 1, 1), "quant_conv.bias": (2 * z,),
+                   "post_quant_conv.weight": (z, z, 1, 1), "post_quant_conv.bias": (z,)})
+    return shapes
+
+
+def _transformer(prefix: str, width: int, layers: int) -> Shapes:
+    shapes: Shapes = {}
+    for i in range(layers):
+        p = f"{prefix}.resblocks.{i}"
+        shapes.update({
+            f"{p}.attn.in_proj_weight": (3 * width, width), f"{p}.attn.in_proj_bias": (3 * width,),
+            f"{p}.attn.out_proj.weight": (width, width), f"{p}.attn.out_proj.bias": (width,),
+            f"{p}.ln_1.weight": (width,), f"{p}.ln_1.bias": (width,),
+            f"{p}.mlp.c_fc.weight": (4 * width, width), f"{p}.mlp.c_fc.bias": (4 * width,),
+            f"{p}.mlp.c_proj.weight": (width, 4 * width), f"{p}.mlp.c_proj.bias": (width,),
+            f"{p}.ln_2.weight": (width,), f"{p}.ln_2.bias": (width,),
+        })
+    return shapes
+
+
+def clip_shapes(layout: CLIPLayout = CLIPLayout(), with_text_transformer: bool = False) -> Shapes:
+    """OpenAI CLIP keys (without the ``clip_image_encoder.model.`` prefix)."""
+    w, grid = layout.width, layout.image_size // layout.patch
+    shapes: Shapes = {
+        "visual.class_embedding": (w,),
+        "visual.positional_embedding": (grid * grid + 1, w),
+        "visual.proj": (w, layout.embed_dim),
+        "visual.conv1.weight": (w, 3, layout.patch, layout.patch),
+        "visual.ln_pre.weight": (w,), "visual.ln_pre.bias": (w,),
+        "visual.ln_post.weight": (w,), "visual.ln_post.bias": (w,),
+    }
+    shapes.update(_transformer("visual.transformer", w, layout.layers))
+    tw = layout.text_width
+    shapes.update({
+        "positional_embedding": (layout.context_length, tw),
+        "text_projection": (tw, layout.embed_dim),
+        "logit_scale": (),
+        "token_embedding.weight": (layout.vocab, tw),
+        "ln_final.weight": (tw,), "ln_final.bias": (tw,),
+    })
+    if with_text_transformer:
+        shapes.update(_transformer("transformer", tw, layout.text_layers))
+    return shapes
+
+
+def official_shapes(config: SyncDreamerConfig | None = None, vae: VAELayout = VAELayout(),
+                    clip: CLIPLayout = CLIPLayout(), with_text_transformer: bool = False) -> Shapes:
+    """Every key of a SyncDreamer checkpoint in the official layout, with its shape."""
+    shapes = dict(network_shapes(config or SyncDreamerConfig.official()))
+    shapes.update({VAE_PREFIX + k: v for k, v in vae_shapes(vae).items()})
+    shapes.update({CLIP_PREFIX + k: v for k, v in clip_shapes(clip, with_text_transformer).items()})
+    return shapes
+
+
+def _is_norm_scale(key: str) -> bool:
+    last = key.rsplit(".", 2)
+    return key.endswith(".weight") and any(tag in last[-2] for tag in ("norm", "ln_", "bn"))
+
+
+def random_checkpoint(config: SyncDreamerConfig | None = None, vae: VAELayout = SMALL_VAE,
+                      clip: CLIPLayout = SMALL_CLIP, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A randomly initialised checkpoint in the official layout (untrained: its images are
+    noise). Weights get fan-in scaled normal values, norm scales 1, biases 0; the camera and
+    schedule buffers are the real ones."""
+    config = config or SyncDreamerConfig.small()
+    generator = torch.Generator().manual_seed(seed)
+    reference = default_buffers(config)
+    state: dict[str, torch.Tensor] = {}
+    for key, shape in official_shapes(config, vae, clip).items():
+        if key in reference:
+            state[key] = reference[key]
+        elif key.endswith("logit_scale"):
+            state[key] = torch.tensor(4.6052)
+        elif _is_norm_scale(key):
+            state[key] = torch.ones(shape)
+        elif key.endswith("bias") or len(shape) == 0:
+            state[key] = torch.zeros(shape)
+        else:
+            fan_in = max(1, int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else shape[0])
+            state[key] = torch.randn(shape, generator=generator) / fan_in**0.5
+    return state
+

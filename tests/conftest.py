@@ -1,0 +1,61 @@
+"""Shared test helpers: where the reference data lives and small random models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+DATA = SHARED / "data" / "syncdreamer-ref"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+
+
+def require_shared(path: Path = SHARED) -> Path:
+    """Skip (with the reason) when the reference data beside the checkout is absent."""
+    if not path.exists():
+        pytest.skip(f"reference data not found at {path} (clone the project with ../shared beside it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint():
+    """A randomly initialised checkpoint in the official layout (tiny network, small VAE/CLIP)."""
+    from syncdreamer_core.config import SyncDreamerConfig
+    from syncdreamer_core.official_layout import random_checkpoint
+
+    return random_checkpoint(SyncDreamerConfig.tiny(), seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_checkpoint):
+    from syncdreamer_core.checkpoint import load_checkpoint
+
+    return load_checkpoint(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_loaded):
+    from syncdreamer_core.pipeline import SyncDreamerPipeline
+
+    return SyncDreamerPipeline(tiny_loaded, batch_view_num=8)
+
+
+@pytest.fixture
+def random_cond():
+    from syncdreamer_core.denoiser import Conditioning
+
+    generator = torch.Generator().manual_seed(11)
+    return Conditioning(
+        torch.randn(1, 1, 768, generator=generator),
+        torch.randn(1, 4, 32, 32, generator=generator) * 0.8,
+        torch.tensor([0.3]),
+    )
