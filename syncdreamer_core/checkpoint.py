@@ -289,7 +289,7 @@ def resolve_dtype(dtype) -> torch.dtype:
         return dtype
     names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
              "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
-    if dtype not in names:
+    if not isinstance(dtype, str) or dtype not in names:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of fp32, fp16, bf16")
     return names[dtype]
 

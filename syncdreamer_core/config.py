@@ -44,6 +44,9 @@ class SyncDreamerConfig:
     viewpoint_dim: int = VIEWPOINT_DIM
 
     def __post_init__(self):
+        # order-free: the reference lists (4, 2, 1)
+        object.__setattr__(self, "attention_resolutions", tuple(sorted(self.attention_resolutions, reverse=True)))
+        object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
         if self.num_res_blocks < 1:
             raise ValueError(f"num_res_blocks must be >= 1, got {self.num_res_blocks}")
         if len(self.channel_mult) != 4:

@@ -59,16 +59,14 @@ def split(images: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
     if images.ndim != 4:
         raise ViewLayoutError(f"expected images [B, H, W, C], got shape {tuple(images.shape)}")
     _, height, width, _ = images.shape
+    name = f"a 1x{columns} strip" if rows == 1 else f"a {rows}x{columns} grid"
+    if width * rows != height * columns:
+        raise ViewLayoutError(
+            f"{name} of square views must have width/height = {columns}/{rows} (its width {columns // rows}x "
+            f"its height); got {width}x{height} pixels"
+        )
     if height % rows or width % columns:
-        raise ViewLayoutError(
-            f"a {rows}x{columns} layout needs a height divisible by {rows} and a width divisible by "
-            f"{columns}; got {width}x{height} pixels"
-        )
-    if height // rows != width // columns:
-        raise ViewLayoutError(
-            f"a {rows}x{columns} layout of square views needs width/height = {columns}/{rows}; got "
-            f"{width}x{height} pixels (views would be {width // columns}x{height // rows})"
-        )
+        raise ViewLayoutError(f"{name} needs a width divisible by {columns}; got {width}x{height} pixels")
     return rearrange(images, "b (r h) (c w) ch -> (b r c) h w ch", r=rows, c=columns)
 
 

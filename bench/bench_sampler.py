@@ -1,0 +1,139 @@
+"""Time and memory of one synchronized denoising step (B instances x 16 views, CFG).
+
+    python bench/bench_sampler.py --size small
+    python bench/bench_sampler.py --size full --batch-view-num 8 16
+    python bench/bench_sampler.py --size full --device cuda --dtype fp16 bf16
+
+Each configuration runs in a fresh subprocess so that its peak memory (RSS on the
+CPU, max allocated on CUDA) is its own. Prints one JSON object per configuration.
+Weights are random: speed and memory do not depend on their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def build_model(size: str, dtype: str, device: str):
+    import torch
+
+    from syncdreamer_core.checkpoint import default_buffers, resolve_dtype
+    from syncdreamer_core.config import SyncDreamerConfig
+    from syncdreamer_core.model import SyncDreamer
+
+    config = {"full": SyncDreamerConfig.official, "small": SyncDreamerConfig.small,
+              "tiny": SyncDreamerConfig.tiny}[size]()
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        model = SyncDreamer(config)
+    model = model.to_empty(device=device)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim > 1:
+                param.normal_(0, 0.02)
+            else:
+                param.fill_(1.0 if "norm" in name or ".bn." in name else 0.0)
+    for name, value in default_buffers(config).items():
+        setattr(model, name, value.to(device))
+    return model.to(resolve_dtype(dtype)).eval().requires_grad_(False), config
+
+
+def peak_memory_mb(device: str) -> float:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(args) -> dict:
+    import torch
+
+    from syncdreamer_core.denoiser import Conditioning, SyncDenoiser
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    model, config = build_model(args.size, args.dtype, args.device)
+    build_seconds = time.perf_counter() - started
+    g = torch.Generator().manual_seed(0)
+    B = args.batch
+    cond = Conditioning(torch.randn(B, 1, 768, generator=g), torch.randn(B, 4, 32, 32, generator=g),
+                        torch.full((B,), 0.5))
+    x = torch.randn(B, 16, 4, 32, 32, generator=g)
+    t = torch.full((B,), 500, dtype=torch.long)
+    denoiser = SyncDenoiser(model, args.batch_view_num)
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    eps = None
+    for _ in range(args.warmup + args.repeats):
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        eps = denoiser(x, t, cond, args.cfg)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    times = times[args.warmup:]
+    result = {
+        "size": args.size, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "device": args.device, "dtype": args.dtype, "batch": B, "views": 16, "cfg": args.cfg,
+        "batch_view_num": args.batch_view_num, "threads": torch.get_num_threads(),
+        "step_seconds_median": round(statistics.median(times), 3), "step_seconds_all": [round(s, 3) for s in times],
+        "steps50_minutes": round(statistics.median(times) * 50 / 60, 2),
+        "peak_memory_MB": round(peak_memory_mb(args.device), 1), "build_seconds": round(build_seconds, 1),
+    }
+    if args.compare_fp32 and args.dtype != "fp32":
+        reference, _ = build_model(args.size, "fp32", args.device)
+        eps32 = SyncDenoiser(reference, args.batch_view_num)(x, t, cond, args.cfg).float()
+        result["max_abs_diff_vs_fp32"] = float((eps.float() - eps32).abs().max())
+        result["rel_l2_vs_fp32"] = float((eps.float() - eps32).norm() / eps32.norm())
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("full", "small", "tiny"), default="small")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", nargs="+", default=["fp32"], choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--batch-view-num", nargs="+", type=int, default=[8])
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--cfg", type=float, default=2.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--compare-fp32", action="store_true", help="also print the max difference to fp32")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        args.dtype, args.batch_view_num = args.dtype[0], args.batch_view_num[0]
+        print(json.dumps(worker(args)))
+        return
+    for dtype in args.dtype:
+        for bvn in args.batch_view_num:
+            command = [sys.executable, __file__, "--worker", "--size", args.size, "--device", args.device,
+                       "--dtype", dtype, "--batch-view-num", str(bvn), "--batch", str(args.batch),
+                       "--cfg", str(args.cfg), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
+                       "--threads", str(args.threads)] + (["--compare-fp32"] if args.compare_fp32 else [])
+            done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+            if done.returncode:
+                print(json.dumps({"dtype": dtype, "batch_view_num": bvn, "error": done.stderr.strip()[-2000:]}))
+            else:
+                print(done.stdout.strip().splitlines()[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
