@@ -1,0 +1,91 @@
+"""The two reconstruction paths end to end: views -> coloured mesh."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from ..cameras import CameraSet, target_cameras
+from .carving import DEFAULT_BOUND, clean_mesh, field_to_mesh, visual_hull
+from .coloring import paint, vertex_colors
+from .neus import IterationCallback, RefineSettings, refine_sdf
+from .views import ViewSet, prepare_views
+
+
+@dataclass
+class ReconstructionResult:
+    mesh: trimesh.Trimesh
+    views: ViewSet
+    trusted_views: list[int]
+    seconds: float
+
+
+def _finish(field, views: ViewSet, cameras: CameraSet, smooth_iterations: int, max_faces: int | None,
+            color: bool) -> trimesh.Trimesh:
+    mesh = clean_mesh(field_to_mesh(field), smooth_iterations=smooth_iterations, max_faces=max_faces)
+    if color:
+        paint(mesh, vertex_colors(mesh, views.colors, views.masks, cameras))
+    return mesh
+
+
+def reconstruct_fast(views: np.ndarray, masks: np.ndarray | None = None, resolution: int = 128,
+                     vote_tolerance: int = 2, smooth_iterations: int = 10, max_faces: int | None = None,
+                     color: bool = True, centred_bbox: bool = True, return_details: bool = False):
+    """16 views [16, H, W, 3|4] -> coloured trimesh in the object frame (seconds on a CPU).
+
+    ``vote_tolerance``: how many views may disagree with the others (bad masks) and be
+    left out of the carving.
+    """
+    started = time.perf_counter()
+    viewset = prepare_views(views, masks)
+    cameras = target_cameras()
+    hull, trusted = visual_hull(viewset.masks, cameras, resolution, DEFAULT_BOUND, vote_tolerance, centred_bbox)
+    mesh = _finish(hull, viewset, cameras, smooth_iterations, max_faces, color)
+    result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started)
+    return result if return_details else mesh
+
+
+def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, steps: int = 1500,
+                        resolution: int = 96, mesh_resolution: int = 192, vote_tolerance: int = 2,
+                        smooth_iterations: int = 5, max_faces: int | None = None, color: bool = True,
+                        centred_bbox: bool = True, seed: int = 0, device: str = "cpu",
+                        callback: IterationCallback | None = None, return_details: bool = False):
+    """The fast hull refined by NeuS-style SDF optimisation (minutes on a CPU).
+
+    ``steps``/``resolution`` trade time for detail; ``callback(i, total)`` is called every
+    iteration (raise from it to stop).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .carving import VolumeGrid
+
+    started = time.perf_counter()
+    viewset = prepare_views(views, masks)
+    cameras = target_cameras()
+    hull, trusted = visual_hull(viewset.masks, cameras, 128, DEFAULT_BOUND, vote_tolerance, centred_bbox)
+    trusted_set = set(trusted)
+    keep = np.array([i in trusted_set for i in range(len(viewset.masks))])
+    settings = RefineSettings(steps=steps, resolution=resolution, seed=seed)
+    refined = refine_sdf(hull, viewset.colors[keep], viewset.masks[keep], _subset(cameras, keep), settings,
+                         DEFAULT_BOUND, callback)
+    values = torch.from_numpy(refined.values)[None, None]
+    fine = F.interpolate(values, size=(mesh_resolution,) * 3, mode="trilinear", align_corners=True)[0, 0].numpy()
+    spacing = 2 * DEFAULT_BOUND / (mesh_resolution - 1)
+    # Keep what no camera could observe (under the object) as the hull had it.
+    hull_fine = F.interpolate(torch.from_numpy(hull.values)[None, None], size=(mesh_resolution,) * 3,
+                              mode="trilinear", align_corners=True)[0, 0].numpy()
+    field = VolumeGrid(np.minimum(fine, hull_fine + 2 * spacing), -DEFAULT_BOUND, spacing)
+    mesh = _finish(field, viewset, cameras, smooth_iterations, max_faces, color)
+    result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started)
+    return result if return_details else mesh
+
+
+def _subset(cameras: CameraSet, keep: np.ndarray) -> CameraSet:
+    import torch
+
+    index = torch.from_numpy(np.nonzero(keep)[0])
+    return CameraSet(cameras.K[index], cameras.poses[index], cameras.azimuths[index], cameras.elevations[index])

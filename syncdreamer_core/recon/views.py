@@ -1,0 +1,120 @@
+"""The 16 generated views as reconstruction input: validation, colours and
+foreground masks without a learned matting model.
+
+SyncDreamer renders objects on white, so the background is the near-white region
+connected to the image border (flood fill), cleaned with morphology. RGBA views
+(e.g. ground-truth renders) use their alpha instead. A user mask overrides both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..constants import VIEW_COUNT
+
+#: A pixel farther than this from white (max over channels, 0..255) is object.
+DEFAULT_WHITE_TOLERANCE = 18
+#: A view whose mask covers less than this share of the image is "empty".
+MIN_COVERAGE = 0.002
+MAX_COVERAGE = 0.97
+
+
+class ReconstructionInputError(ValueError):
+    """Views or masks that cannot be reconstructed, with what was expected."""
+
+
+@dataclass
+class ViewSet:
+    """``colors`` [16, H, W, 3] float in [0, 1] (object over white), ``masks`` [16, H, W] bool."""
+
+    colors: np.ndarray
+    masks: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.colors.shape[1]
+
+
+def as_float_views(views: np.ndarray) -> np.ndarray:
+    views = np.asarray(views)
+    if views.dtype == np.uint8:
+        return views.astype(np.float32) / 255.0
+    if not np.issubdtype(views.dtype, np.floating):
+        raise ReconstructionInputError(f"views must be uint8 or float images, got dtype {views.dtype}")
+    return np.clip(views.astype(np.float32), 0.0, 1.0)
+
+
+def check_views(views: np.ndarray, view_count: int = VIEW_COUNT) -> np.ndarray:
+    views = np.asarray(views)
+    if views.ndim != 4 or views.shape[-1] not in (3, 4):
+        raise ReconstructionInputError(
+            f"expected {view_count} views as [N, H, W, 3|4] images, got an array of shape {views.shape}")
+    if views.shape[0] != view_count:
+        raise ReconstructionInputError(
+            f"reconstruction needs exactly {view_count} views (one per SyncDreamer camera, azimuth 22.5*i); "
+            f"got {views.shape[0]}")
+    if views.shape[1] != views.shape[2] or views.shape[1] < 32:
+        raise ReconstructionInputError(
+            f"views must be square and at least 32 pixels (SyncDreamer's are 256x256); got "
+            f"{views.shape[2]}x{views.shape[1]}")
+    return views
+
+
+def white_background_masks(colors: np.ndarray, tolerance: float = DEFAULT_WHITE_TOLERANCE) -> np.ndarray:
+    """[N, H, W, 3] float -> [N, H, W] bool foreground, by flood fill of near-white
+    pixels from the border, then closing/opening and hole filling."""
+    masks = []
+    structure = ndimage.generate_binary_structure(2, 1)
+    for image in colors:
+        distance = (1.0 - image).max(-1) * 255.0
+        white = distance <= tolerance
+        labels, _ = ndimage.label(white, structure)
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        background = np.isin(labels, border[border > 0])
+        foreground = ~background
+        foreground = ndimage.binary_opening(foreground, structure, iterations=1)
+        foreground = ndimage.binary_fill_holes(ndimage.binary_closing(foreground, structure, iterations=2))
+        masks.append(foreground)
+    return np.stack(masks)
+
+
+def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
+                  white_tolerance: float = DEFAULT_WHITE_TOLERANCE) -> ViewSet:
+    """Colours on white and foreground masks of 16 views.
+
+    views: [16, H, W, 3] on white, or [16, H, W, 4] with alpha as the mask.
+    masks: optional [16, H, W] foreground masks (bool or float > 0.5) overriding both.
+    """
+    views = check_views(views)
+    data = as_float_views(views)
+    if data.shape[-1] == 4:
+        alpha = data[..., 3:]
+        colors = data[..., :3] * alpha + (1.0 - alpha)
+        derived = alpha[..., 0] > 0.5
+    else:
+        colors = data
+        derived = None
+    if masks is not None:
+        masks = np.asarray(masks)
+        if masks.shape != views.shape[:3]:
+            raise ReconstructionInputError(f"masks must be [16, H, W] like the views {views.shape[:3]}, got {masks.shape}")
+        masks = masks > 0.5 if masks.dtype != bool else masks
+    elif derived is not None:
+        masks = derived
+    else:
+        masks = white_background_masks(colors, white_tolerance)
+    coverage = masks.reshape(len(masks), -1).mean(1)
+    empty = [i for i, c in enumerate(coverage) if c < MIN_COVERAGE]
+    full = [i for i, c in enumerate(coverage) if c > MAX_COVERAGE]
+    if len(empty) > len(masks) // 2:
+        raise ReconstructionInputError(
+            f"no object found in views {empty}: they look all white (empty). Reconstruction needs the object "
+            "on a white background, or pass masks")
+    if len(full) > len(masks) // 2:
+        raise ReconstructionInputError(
+            f"views {full} are object everywhere (no white background found): pass foreground masks, or "
+            "give views with the object on white")
+    return ViewSet(colors.astype(np.float32), masks)
