@@ -30,14 +30,14 @@ IterationCallback = Callable[[int, int], None]
 
 @dataclass
 class RefineSettings:
-    steps: int = 1500
+    steps: int = 800
     resolution: int = 96
     color_resolution: int = 64
     rays_per_batch: int = 2048
     samples_per_ray: int = 96
-    learning_rate: float = 0.01
+    learning_rate: float = 0.03
     color_weight: float = 1.0
-    mask_weight: float = 1.0
+    mask_weight: float = 0.3
     eikonal_weight: float = 0.05
     smooth_weight: float = 0.002
     init_sharpness: float = 60.0
@@ -143,6 +143,10 @@ def refine_sdf(hull: VolumeGrid, colors: np.ndarray, masks: np.ndarray, cameras:
         {"params": [color], "lr": settings.learning_rate * 5},
         {"params": [log_sharpness], "lr": settings.learning_rate},
     ])
+    # Cosine decay: large steps shape the surface, small ones settle it without chasing the
+    # views' small inconsistencies.
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda i: 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(i / max(settings.steps, 1), 1.0))))
     target_colors = torch.from_numpy(colors).float()
     target_masks = torch.from_numpy(masks)
     for step in range(settings.steps):
@@ -162,6 +166,7 @@ def refine_sdf(hull: VolumeGrid, colors: np.ndarray, masks: np.ndarray, cameras:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
         if callback is not None:
             callback(step, settings.steps)
     values = -sdf.detach().numpy()

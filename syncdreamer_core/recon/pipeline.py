@@ -48,7 +48,7 @@ def reconstruct_fast(views: np.ndarray, masks: np.ndarray | None = None, resolut
     return result if return_details else mesh
 
 
-def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, steps: int = 1500,
+def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, steps: int = 800,
                         resolution: int = 96, mesh_resolution: int = 192, vote_tolerance: int = 2,
                         smooth_iterations: int = 5, max_faces: int | None = None, color: bool = True,
                         centred_bbox: bool = True, seed: int = 0, device: str = "cpu",

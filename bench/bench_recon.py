@@ -1,0 +1,97 @@
+"""Reconstruction speed, memory and quality on the chicken example.
+
+    python bench/bench_recon.py                 # fast and quality paths, chicken-pr and chicken-gt
+    python bench/bench_recon.py --paths fast --inputs chicken-pr
+
+For each (input, path) a fresh subprocess reconstructs the mesh from the 16 views
+and prints one JSON line: wall time, peak RSS, Chamfer distance and volume IoU
+against the ground-truth mesh (``eval_mesh.py``), and the colour fidelity: PSNR of
+the mesh re-rendered at the 16 cameras against the input views, over the union of
+the input and rendered object masks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+DATA = ROOT.parent / "shared" / "data" / "syncdreamer-ref" / "eval_examples"
+
+
+def load_input(name: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(DATA / name / f"{i:03d}.png")) for i in range(16)])
+
+
+def masked_psnr(mesh, views) -> float:
+    from syncdreamer_core.cameras import target_cameras
+    from syncdreamer_core.recon.raycast import cast, shade_vertex_colors
+
+    cameras = target_cameras()
+    K, poses = cameras.K.double().numpy(), cameras.poses.double().numpy()
+    errors, count = 0.0, 0
+    for i in range(16):
+        hits = cast(mesh, K[i], poses[i])
+        rendered = shade_vertex_colors(mesh, hits)
+        region = hits.mask | views.masks[i]
+        errors += float(((rendered[region] - views.colors[i][region]) ** 2).sum())
+        count += int(region.sum()) * 3
+    return float(10 * np.log10(1.0 / (errors / count)))
+
+
+def run_one(name: str, path: str, steps: int) -> dict:
+    import eval_mesh as E
+
+    from syncdreamer_core.recon import reconstruct_fast, reconstruct_quality
+
+    views = load_input(name)
+    started = time.perf_counter()
+    if path == "fast":
+        result = reconstruct_fast(views, return_details=True)
+    else:
+        result = reconstruct_quality(views, steps=steps, return_details=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gt = E.normalize_gt(E.load_mesh(DATA / "chicken-mesh" / "meshes" / "model.obj"), E.GT_ROTATION_DEG["chicken"])
+    scores = E.evaluate(result.mesh, gt, DATA / "chicken-gt")
+    return {"input": name, "path": path, **({"steps": steps} if path == "quality" else {}),
+            "seconds": round(seconds, 1), "peak_rss_MB": round(peak), "chamfer": round(scores["chamfer"], 5),
+            "iou": round(scores["iou"], 4), "masked_psnr_dB": round(masked_psnr(result.mesh, result.views), 2),
+            "vertices": len(result.mesh.vertices), "trusted_views": len(result.trusted_views)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", nargs="+", default=["chicken-pr", "chicken-gt"])
+    parser.add_argument("--paths", nargs="+", default=["fast", "quality"], choices=("fast", "quality"))
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--worker", nargs=2, metavar=("INPUT", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not DATA.exists():
+        sys.exit(f"reference data not found at {DATA}")
+    if args.worker:
+        print(json.dumps(run_one(args.worker[0], args.worker[1], args.steps)))
+        return
+    for name in args.inputs:
+        for path in args.paths:
+            done = subprocess.run([sys.executable, __file__, "--worker", name, path, "--steps", str(args.steps)],
+                                  capture_output=True, text=True)
+            line = done.stdout.strip().splitlines()[-1] if done.returncode == 0 else json.dumps(
+                {"input": name, "path": path, "error": done.stderr.strip()[-1500:]})
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
