@@ -63,6 +63,11 @@ def check_views(views: np.ndarray, view_count: int = VIEW_COUNT) -> np.ndarray:
     return views
 
 
+def border_white_share(image: np.ndarray, tolerance: float = DEFAULT_WHITE_TOLERANCE) -> float:
+    white = (1.0 - image).max(-1) * 255.0 <= tolerance
+    return float(np.concatenate([white[0], white[-1], white[:, 0], white[:, -1]]).mean())
+
+
 def white_background_masks(colors: np.ndarray, tolerance: float = DEFAULT_WHITE_TOLERANCE) -> np.ndarray:
     """[N, H, W, 3] float -> [N, H, W] bool foreground, by flood fill of near-white
     pixels from the border, then closing/opening and hole filling."""
@@ -97,6 +102,7 @@ def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
     else:
         colors = data
         derived = None
+    from_white = masks is None and derived is None
     if masks is not None:
         masks = np.asarray(masks)
         if masks.shape != views.shape[:3]:
@@ -109,6 +115,9 @@ def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
     coverage = masks.reshape(len(masks), -1).mean(1)
     empty = [i for i, c in enumerate(coverage) if c < MIN_COVERAGE]
     full = [i for i, c in enumerate(coverage) if c > MAX_COVERAGE]
+    if from_white:
+        # Without alpha, a view whose border is not white has no background to find.
+        full = sorted(set(full) | {i for i, image in enumerate(colors) if border_white_share(image, white_tolerance) < 0.5})
     if len(empty) > len(masks) // 2:
         raise ReconstructionInputError(
             f"no object found in views {empty}: they look all white (empty). Reconstruction needs the object "
