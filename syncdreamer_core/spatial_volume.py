@@ -200,7 +200,8 @@ class SpatialVolumeNet(nn.Module):
         self._grid_cache: dict = {}
 
     def _grids(self, Ks: torch.Tensor, poses: torch.Tensor, feature_size: int):
-        key = (Ks.device, feature_size, Ks.data_ptr(), Ks._version, poses.data_ptr(), poses._version)
+        # Inference tensors have no version counter: key on the values (192 + 144 numbers).
+        key = (Ks.device, feature_size, Ks.data_ptr(), poses.data_ptr(), float(Ks.sum()), float(poses.abs().sum()))
         grids = self._grid_cache.get(key)
         if grids is None:
             self._grid_cache.clear()
