@@ -116,8 +116,11 @@ class SyncDenoiser:
         unet = self.model.unet
         if cfg_scale == 1.0:
             return unet(torch.cat([x, concat], 1), t, context, features)
+        # Conditional and unconditional halves in one batch. The unconditional half has zero
+        # context, zero input latent and zero volume features; the UNet's depth-wise attention
+        # treats rows beyond the features' batch as reading a zero volume, so those zeros are
+        # never built.
         x_in = torch.cat([torch.cat([x, concat], 1), torch.cat([x, torch.zeros_like(concat)], 1)])
         context_in = torch.cat([context, torch.zeros_like(context)])
-        features_in = {w: torch.cat([f, torch.zeros_like(f)]) for w, f in features.items()}
-        eps_cond, eps_uncond = unet(x_in, torch.cat([t, t]), context_in, features_in).chunk(2)
+        eps_cond, eps_uncond = unet(x_in, torch.cat([t, t]), context_in, features).chunk(2)
         return eps_uncond + cfg_scale * (eps_cond - eps_uncond)

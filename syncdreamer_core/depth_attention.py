@@ -17,7 +17,7 @@ from .constants import DEPTH_ATTENTION_HEADS
 
 
 class DepthAttention(nn.Module):
-    """Query per pixel [b, c, h, w]; keys/values per depth sample [b, d, D, h, w]."""
+    """Query per pixel [b, c, h, w]; keys/values per depth sample (channel-last context)."""
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, dim_head: int):
         super().__init__()
@@ -28,26 +28,33 @@ class DepthAttention(nn.Module):
         self.to_v = nn.Conv3d(context_dim, inner_dim, 1, bias=False)
         self.to_out = nn.Conv2d(inner_dim, query_dim, 1, bias=False)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context_last: torch.Tensor) -> torch.Tensor:
+        """x: [b, c, h, w]; context_last: [b, h, w, D, d] -> [b, c, h, w]."""
         b, _, h, w = x.shape
-        depth = context.shape[2]
+        depth, d = context_last.shape[3:]
         inner = self.to_q.weight.shape[0]
-        # 1x1 convolutions as matmuls in channel-last layout, which is the layout the
-        # per-pixel attention needs: one sequence of `depth` keys per pixel.
-        x_last = x.permute(0, 2, 3, 1)  # b,h,w,c
-        q = F.linear(x_last, self.to_q.weight.flatten(1))  # b,h,w,inner
-        ctx_last = context.permute(0, 3, 4, 2, 1)  # b,h,w,D,d
-        kv_weight = torch.cat([self.to_k.weight.flatten(1), self.to_v.weight.flatten(1)], 0)
-        kv = F.linear(ctx_last, kv_weight)  # b,h,w,D,2*inner
-
         pixels = b * h * w
-        q = q.reshape(pixels, 1, self.heads, -1).transpose(1, 2)  # P,heads,1,hd
-        kv = kv.reshape(pixels, depth, 2, self.heads, inner // self.heads)
+        # 1x1 convolutions as plain matmuls on flattened rows: one sequence of `depth`
+        # keys per pixel, laid out as attention wants it.
+        q = x.permute(0, 2, 3, 1).reshape(pixels, -1) @ self.to_q.weight.flatten(1).t()
+        kv_weight = torch.cat([self.to_k.weight.flatten(1), self.to_v.weight.flatten(1)], 0)
+        kv = context_last.reshape(pixels * depth, d) @ kv_weight.t()
+        q = q.view(pixels, 1, self.heads, -1).transpose(1, 2)  # P,heads,1,hd
+        kv = kv.view(pixels, depth, 2, self.heads, inner // self.heads)
         k = kv[:, :, 0].transpose(1, 2)  # P,heads,D,hd
         v = kv[:, :, 1].transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v)  # P,heads,1,hd
-        out = F.linear(out.reshape(b, h, w, inner), self.to_out.weight.flatten(1))
-        return out.permute(0, 3, 1, 2).contiguous()
+        out = F.scaled_dot_product_attention(q, k, v).reshape(pixels, inner)
+        out = out @ self.to_out.weight.flatten(1).t()
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
+
+
+def _group_norm_last(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
+    """GroupNorm of a channel-last tensor [b, ..., C] with the module's groups, eps and affine."""
+    b, channels = x.shape[0], x.shape[-1]
+    grouped = x.reshape(b, -1, norm.num_groups, channels // norm.num_groups)
+    var, mean = torch.var_mean(grouped, dim=(1, 3), keepdim=True, unbiased=False)
+    normed = ((grouped - mean) * torch.rsqrt(var + norm.eps)).reshape(x.shape)
+    return normed * norm.weight + norm.bias
 
 
 class DepthTransformer(nn.Module):
@@ -68,7 +75,32 @@ class DepthTransformer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """x: [b, dim, h, w], context: [b, context_dim, D, h, w] -> [b, dim, h, w]."""
+        """x: [b, dim, h, w], context: [b', context_dim, D, h, w] with b' <= b -> [b, dim, h, w].
+
+        Rows of ``x`` beyond the context's batch read an all-zero volume (the unconditional
+        branch of classifier-free guidance), computed without materialising it.
+        """
         h = self.proj_in(x)
-        h = self.depth_attn(h, self.proj_context(context))
-        return self.proj_out(h) + x
+        with_volume = context.shape[0]
+        attended = self.depth_attn(h[:with_volume], self.project_context(context))
+        if with_volume < x.shape[0]:
+            constant = self.zero_volume_output().to(attended.dtype)
+            rest = constant.view(1, -1, 1, 1).expand(x.shape[0] - with_volume, -1, *x.shape[2:])
+            attended = torch.cat([attended, rest])
+        return self.proj_out(attended) + x
+
+    def project_context(self, context: torch.Tensor) -> torch.Tensor:
+        """proj_context (Conv1x1x1 - GroupNorm - ReLU) of [b, d, D, h, w], returned channel-last
+        [b, h, w, D, d]: one layout change, then matmuls instead of 1x1x1 convolutions."""
+        conv, norm, _ = self.proj_context
+        last = context.permute(0, 3, 4, 2, 1)
+        projected = last.reshape(-1, last.shape[-1]) @ conv.weight.flatten(1).t()
+        return torch.relu(_group_norm_last(projected.view(last.shape[:-1] + (-1,)), norm))
+
+    def zero_volume_output(self) -> torch.Tensor:
+        """Attention output [inner] for an all-zero volume. The projected context is then
+        ReLU(GroupNorm(0)) = ReLU(beta) at every depth sample, so keys and values are the
+        same at every depth, the softmax is uniform and the output is W_out W_v ReLU(beta)."""
+        context = torch.relu(self.proj_context[1].bias)
+        value = self.depth_attn.to_v.weight.flatten(1) @ context
+        return self.depth_attn.to_out.weight.flatten(1) @ value
