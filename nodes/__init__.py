@@ -1,6 +1,6 @@
 """ComfyUI nodes of the pack: thin adapters over ``syncdreamer_core``."""
 
-from .elevation import SyncDreamerElevation
+from .elevation import SyncDreamerElevation, SyncDreamerEstimateElevation
 from .loader import SyncDreamerCheckpointLoader
 from .mesh import SyncDreamerReconstruct, SyncDreamerSaveMesh
 from .prepare import SyncDreamerPrepareImage, SyncDreamerWhiteBackgroundMask
@@ -12,6 +12,7 @@ NODES = {
     "SyncDreamerPrepareImage": (SyncDreamerPrepareImage, "SyncDreamer Prepare Image"),
     "SyncDreamerWhiteBackgroundMask": (SyncDreamerWhiteBackgroundMask, "SyncDreamer White Background Mask"),
     "SyncDreamerElevation": (SyncDreamerElevation, "SyncDreamer Elevation"),
+    "SyncDreamerEstimateElevation": (SyncDreamerEstimateElevation, "SyncDreamer Estimate Elevation"),
     "SyncDreamerSampler": (SyncDreamerSampler, "SyncDreamer Sampler"),
     "SyncDreamerGuider": (SyncDreamerGuiderNode, "SyncDreamer Guider"),
     "SyncDreamerDDIMSampler": (SyncDreamerDDIMSampler, "SyncDreamer DDIM Sampler"),

@@ -225,3 +225,19 @@ def test_reconstruct_and_save_mesh(host):
 
 def test_elevation_node(host):
     assert node(host, "SyncDreamerElevation").elevation(12.5) == (12.5,)
+
+
+def test_estimate_elevation_node_recovers_view_zero(host):
+    """View 0 of a set is itself seen from azimuth 0 at elevation 30: used as the input."""
+    from syncdreamer_core.io import load_views
+    from syncdreamer_core.preprocess import prepare_input
+
+    views = load_views(EXAMPLES / "chicken-views.png")
+    prepared = prepare_input(views[0], crop_size=200)
+    image = torch.from_numpy(prepared.image)[None]
+    mask = torch.from_numpy(prepared.mask)[None]
+    views_t = torch.from_numpy(views.astype(np.float32) / 255)
+    elevation, preview, confidence = node(host, "SyncDreamerEstimateElevation").estimate(image, mask, views_t)
+    assert abs(elevation - 30.0) <= 5.0 and preview.shape == (1, 256, 256, 3) and 0 <= confidence <= 1
+    with pytest.raises(ValueError, match="16 views"):
+        node(host, "SyncDreamerEstimateElevation").estimate(image, mask, views_t[:4])
