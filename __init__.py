@@ -21,7 +21,29 @@ def _register_model_folder() -> None:
         folder_paths.folder_names_and_paths["syncdreamer"] = (known[0], {".ckpt", ".safetensors", ".pt", ".pth"})
 
 
+def _provide_example_inputs() -> None:
+    """Copy the bundled example inputs into ComfyUI's input folder, so the shipped
+    workflows run unchanged (existing files are never overwritten)."""
+    try:
+        import shutil
+
+        import folder_paths
+
+        target = folder_paths.get_input_directory()
+    except Exception:  # noqa: BLE001 - outside ComfyUI, or no input folder
+        return
+    examples = os.path.join(_HERE, "syncdreamer_core", "examples")
+    for source, name in (("teapot.png", "syncdreamer_teapot.png"), ("sketch_mug.png", "syncdreamer_sketch_mug.png")):
+        destination = os.path.join(target, name)
+        if os.path.isdir(target) and not os.path.exists(destination):
+            try:
+                shutil.copyfile(os.path.join(examples, source), destination)
+            except OSError:
+                pass
+
+
 _register_model_folder()
+_provide_example_inputs()
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 

@@ -81,9 +81,13 @@ def node_definitions() -> dict:
 def _inputs(definition: dict) -> list[tuple[str, list, bool]]:
     """(name, spec, required) in declaration order."""
     out = []
+    order = definition.get("input_order", {})
     for section in ("required", "optional"):
-        for name, spec in definition["input"].get(section, {}).items():
-            out.append((name, spec, section == "required"))
+        specs = definition["input"].get(section, {})
+        names = order.get(section) or list(specs)
+        for name in names:
+            if name in specs:
+                out.append((name, specs[name], section == "required"))
     return out
 
 
