@@ -1,4 +1,4 @@
-"""Shared test helpers: where the reference data lives and small random models."""
+"""Fixtures shared by the tests: small random models in the official layout."""
 
 from __future__ import annotations
 
@@ -8,22 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-FIXTURES = SHARED / "fixtures"
-DATA = SHARED / "data" / "syncdreamer-ref"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-torch.set_num_threads(max(1, torch.get_num_threads()))
-
-
-def require_shared(path: Path = SHARED) -> Path:
-    """Skip (with the reason) when the reference data beside the checkout is absent."""
-    if not path.exists():
-        pytest.skip(f"reference data not found at {path} (clone the project with ../shared beside it)")
-    return path
+import helpers  # noqa: E402,F401 - puts the project on sys.path
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from conftest import DATA, require_shared
+from helpers import DATA, require_shared
 from syncdreamer_core.cameras import look_at_pose, target_cameras, viewpoint_embedding, wrap_to_pi
 
 

@@ -46,7 +46,7 @@ def test_full_official_layout_maps_without_missing_or_unexpected_keys(with_text_
 
 
 def test_network_keys_match_the_fixture_written_by_the_official_code():
-    from conftest import FIXTURES, require_shared
+    from helpers import FIXTURES, require_shared
     from safetensors.torch import load_file
 
     root = require_shared(FIXTURES / "parity-a")

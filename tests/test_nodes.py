@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import comfy_stubs
-from conftest import ROOT
+from helpers import ROOT
 from syncdreamer_core.io import EXAMPLES
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import FIXTURES, require_shared
+from helpers import FIXTURES, require_shared
 
 FIXTURE_SETS = sorted(p.name for p in FIXTURES.glob("parity-*")) if FIXTURES.exists() else ["parity-a"]
 REL_TOL = 1e-4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, require_shared
+from helpers import DATA, require_shared
 from syncdreamer_core.preprocess import InputImageError, prepare_input, white_background_mask
 
 

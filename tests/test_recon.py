@@ -10,7 +10,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from conftest import DATA, ROOT, require_shared
+from helpers import DATA, ROOT, require_shared
 from syncdreamer_core.cameras import target_cameras
 from syncdreamer_core.recon import ReconstructionInputError, prepare_views, reconstruct_fast, reconstruct_quality
 from syncdreamer_core.recon.raycast import cast, shade_vertex_colors
