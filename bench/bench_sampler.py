@@ -3,6 +3,7 @@
     python bench/bench_sampler.py --size small
     python bench/bench_sampler.py --size full --batch-view-num 8 16
     python bench/bench_sampler.py --size full --device cuda --dtype fp16 bf16
+    python bench/bench_sampler.py --size full --weight-dtype fp16   # fp16 storage, fp32 compute
 
 Each configuration runs in a fresh subprocess so that its peak memory (RSS on the
 CPU, max allocated on CUDA) is its own. Prints one JSON object per configuration.
@@ -25,28 +26,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def build_model(size: str, dtype: str, device: str):
-    import torch
-
-    from syncdreamer_core.checkpoint import default_buffers, resolve_dtype
+def build_model(size: str, dtype: str, device: str, weight_dtype: str | None = None):
+    """A randomly initialised network (fan-in scaled weights, unit norm scales) with its
+    weights stored in ``weight_dtype`` (default ``dtype``) and computing in ``dtype``."""
+    from syncdreamer_core.checkpoint import build_network, resolve_dtype
     from syncdreamer_core.config import SyncDreamerConfig
-    from syncdreamer_core.model import SyncDreamer
+    from syncdreamer_core.official_layout import random_checkpoint
+    from syncdreamer_core.weight_storage import store_weights_as
 
     config = {"full": SyncDreamerConfig.official, "small": SyncDreamerConfig.small,
               "tiny": SyncDreamerConfig.tiny}[size]()
-    torch.manual_seed(0)
-    with torch.device("meta"):
-        model = SyncDreamer(config)
-    model = model.to_empty(device=device)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.ndim > 1:
-                param.normal_(0, 0.02)
-            else:
-                param.fill_(1.0 if "norm" in name or ".bn." in name else 0.0)
-    for name, value in default_buffers(config).items():
-        setattr(model, name, value.to(device))
-    return model.to(resolve_dtype(dtype)).eval().requires_grad_(False), config
+    storage = resolve_dtype(weight_dtype or dtype)
+    state = random_checkpoint(config, vae=None, clip=None, dtype=storage)
+    model = build_network(state, config, storage, device)
+    del state
+    return store_weights_as(model, storage, resolve_dtype(dtype)), config
 
 
 def peak_memory_mb(device: str) -> float:
@@ -65,7 +59,7 @@ def worker(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    model, config = build_model(args.size, args.dtype, args.device)
+    model, config = build_model(args.size, args.dtype, args.device, args.weight_dtype)
     build_seconds = time.perf_counter() - started
     g = torch.Generator().manual_seed(0)
     B = args.batch
@@ -89,13 +83,14 @@ def worker(args) -> dict:
     times = times[args.warmup:]
     result = {
         "size": args.size, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-        "device": args.device, "dtype": args.dtype, "batch": B, "views": 16, "cfg": args.cfg,
+        "device": args.device, "dtype": args.dtype,
+        "weight_dtype": args.weight_dtype or args.dtype, "batch": B, "views": 16, "cfg": args.cfg,
         "batch_view_num": args.batch_view_num, "threads": torch.get_num_threads(),
         "step_seconds_median": round(statistics.median(times), 3), "step_seconds_all": [round(s, 3) for s in times],
         "steps50_minutes": round(statistics.median(times) * 50 / 60, 2),
         "peak_memory_MB": round(peak_memory_mb(args.device), 1), "build_seconds": round(build_seconds, 1),
     }
-    if args.compare_fp32 and args.dtype != "fp32":
+    if args.compare_fp32 and (args.dtype != "fp32" or (args.weight_dtype or "fp32") != "fp32"):
         reference, _ = build_model(args.size, "fp32", args.device)
         eps32 = SyncDenoiser(reference, args.batch_view_num)(x, t, cond, args.cfg).float()
         result["max_abs_diff_vs_fp32"] = float((eps.float() - eps32).abs().max())
@@ -108,6 +103,8 @@ def main() -> None:
     parser.add_argument("--size", choices=("full", "small", "tiny"), default="small")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", nargs="+", default=["fp32"], choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--weight-dtype", choices=("fp32", "fp16", "bf16"), default=None,
+                        help="store the weights in this dtype and compute in --dtype (default: the same)")
     parser.add_argument("--batch-view-num", nargs="+", type=int, default=[8])
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--cfg", type=float, default=2.0)
@@ -127,7 +124,8 @@ def main() -> None:
             command = [sys.executable, __file__, "--worker", "--size", args.size, "--device", args.device,
                        "--dtype", dtype, "--batch-view-num", str(bvn), "--batch", str(args.batch),
                        "--cfg", str(args.cfg), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-                       "--threads", str(args.threads)] + (["--compare-fp32"] if args.compare_fp32 else [])
+                       "--threads", str(args.threads)] + (["--compare-fp32"] if args.compare_fp32 else []) \
+                + (["--weight-dtype", args.weight_dtype] if args.weight_dtype else [])
             done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
             if done.returncode:
                 print(json.dumps({"dtype": dtype, "batch_view_num": bvn, "error": done.stderr.strip()[-2000:]}))

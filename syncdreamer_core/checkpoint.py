@@ -28,6 +28,7 @@ from .cameras import target_cameras, wrap_to_pi
 from .config import SyncDreamerConfig
 from .model import CAMERA_BUFFERS, SCHEDULE_BUFFERS, SyncDreamer
 from .schedule import scaled_linear_betas, schedule_buffers
+from .weight_storage import store_weights_as
 
 NETWORK_PREFIXES = ("model.diffusion_model.", "spatial_volume.", "time_embed.", "cc_projection.")
 NETWORK_BUFFERS = CAMERA_BUFFERS + SCHEDULE_BUFFERS
@@ -301,14 +302,17 @@ def encoder_dtype(dtype: torch.dtype, device) -> torch.dtype:
 
 def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu",
                     num_heads: int | None = None, with_vae: bool = True, with_clip: bool = True,
-                    keep_parts: bool = False) -> LoadedCheckpoint:
+                    keep_parts: bool = False, weight_dtype=None) -> LoadedCheckpoint:
     """Load a SyncDreamer checkpoint (path or state dict) into ready-to-use modules.
 
+    ``dtype`` is the network's compute dtype; ``weight_dtype`` (default: the same)
+    stores its weights narrower, e.g. fp16 weights with fp32 compute to halve memory.
     Unused CLIP text-tower weights are skipped; any other unknown key is an error.
     ``with_vae``/``with_clip`` build the encoders (a checkpoint without them, like the
     parity fixtures, must be loaded with both False).
     """
     dtype = resolve_dtype(dtype)
+    weight_dtype = dtype if weight_dtype is None else resolve_dtype(weight_dtype)
     metadata: dict[str, str] = {}
     if isinstance(source, dict):
         state_dict, name = unwrap_state_dict(source), "state dict"
@@ -325,7 +329,7 @@ def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu"
     if num_heads is None and CONFIG_METADATA_KEY in metadata:
         num_heads = json.loads(metadata[CONFIG_METADATA_KEY]).get("num_heads")
     config = infer_config(parts.network, num_heads)
-    model = build_network(parts.network, config, dtype, device)
+    model = store_weights_as(build_network(parts.network, config, weight_dtype, device), weight_dtype, dtype)
     vae = clip = None
     if with_vae:
         if not parts.vae:

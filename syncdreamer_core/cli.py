@@ -55,7 +55,8 @@ def cmd_generate(args) -> int:
               f"checkpoint not found: {checkpoint}. " + missing_checkpoint_message(), file=sys.stderr)
         return 2
     print(f"loading {checkpoint} ...")
-    pipe = SyncDreamerPipeline.from_checkpoint(checkpoint, args.dtype, args.device, args.num_heads, args.batch_view_num)
+    pipe = SyncDreamerPipeline.from_checkpoint(checkpoint, args.dtype, args.device, args.num_heads,
+                                               args.batch_view_num, args.weight_dtype)
     result = pipe(Image.open(args.input), args.elevation, args.crop_size, sample_count=args.sample_num,
                   steps=args.steps, cfg_scale=args.cfg_scale, eta=args.eta, seed=args.seed,
                   scheduler=args.scheduler, callback=_progress("SyncDreamer"))
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--scheduler", choices=("ddim", "dpmpp_2m"), default="ddim")
     gen.add_argument("--batch-view-num", type=int, default=C.DEFAULT_BATCH_VIEW_NUM)
     gen.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
+    gen.add_argument("--weight-dtype", choices=("fp32", "fp16", "bf16"), default=None,
+                     help="store the network's weights in this dtype, computing in --dtype "
+                          "(fp16 with fp32 halves the memory on a CPU)")
     gen.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     gen.add_argument("--num-heads", type=int, default=None, help="UNet attention heads (released model: 8)")
     gen.set_defaults(func=cmd_generate)

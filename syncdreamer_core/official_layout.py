@@ -160,31 +160,50 @@ def official_shapes(config: SyncDreamerConfig | None = None, vae: VAELayout = VA
     return shapes
 
 
-def _is_norm_scale(key: str) -> bool:
+def _network_norm_scales(config: SyncDreamerConfig) -> set[str]:
+    """Keys of the network's normalisation scales, found by layer type (many sit in
+    ``nn.Sequential`` slots whose names say nothing, e.g. ``out.0.weight``)."""
+    with torch.device("meta"):
+        model = SyncDreamer(config)
+    norms = (torch.nn.GroupNorm, torch.nn.LayerNorm)
+    return {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, norms)}
+
+
+def _is_norm_scale(key: str, network_norms: set[str]) -> bool:
+    if key in network_norms:
+        return True
     last = key.rsplit(".", 2)
-    return key.endswith(".weight") and any(tag in last[-2] for tag in ("norm", "ln_", "bn"))
+    return key.endswith(".weight") and any(tag in last[-2] for tag in ("norm", "ln_"))
 
 
-def random_checkpoint(config: SyncDreamerConfig | None = None, vae: VAELayout = SMALL_VAE,
-                      clip: CLIPLayout = SMALL_CLIP, seed: int = 0) -> dict[str, torch.Tensor]:
+def random_checkpoint(config: SyncDreamerConfig | None = None, vae: VAELayout | None = SMALL_VAE,
+                      clip: CLIPLayout | None = SMALL_CLIP, seed: int = 0,
+                      dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """A randomly initialised checkpoint in the official layout (untrained: its images are
     noise). Weights get fan-in scaled normal values, norm scales 1, biases 0; the camera and
-    schedule buffers are the real ones."""
+    schedule buffers are the real ones (float32). ``vae``/``clip`` None leave the encoders
+    out; weights are made one tensor at a time in ``dtype``, so a full-size network never
+    exists twice in memory."""
     config = config or SyncDreamerConfig.small()
     generator = torch.Generator().manual_seed(seed)
     reference = default_buffers(config)
+    shapes = dict(network_shapes(config))
+    if vae is not None:
+        shapes.update({VAE_PREFIX + k: v for k, v in vae_shapes(vae).items()})
+    if clip is not None:
+        shapes.update({CLIP_PREFIX + k: v for k, v in clip_shapes(clip).items()})
+    network_norms = _network_norm_scales(config)
     state: dict[str, torch.Tensor] = {}
-    for key, shape in official_shapes(config, vae, clip).items():
+    for key, shape in shapes.items():
         if key in reference:
             state[key] = reference[key]
         elif key.endswith("logit_scale"):
-            state[key] = torch.tensor(4.6052)
-        elif _is_norm_scale(key):
-            state[key] = torch.ones(shape)
+            state[key] = torch.tensor(4.6052, dtype=dtype)
+        elif _is_norm_scale(key, network_norms):
+            state[key] = torch.ones(shape, dtype=dtype)
         elif key.endswith("bias") or len(shape) == 0:
-            state[key] = torch.zeros(shape)
+            state[key] = torch.zeros(shape, dtype=dtype)
         else:
             fan_in = max(1, int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else shape[0])
-            state[key] = torch.randn(shape, generator=generator) / fan_in**0.5
+            state[key] = (torch.randn(shape, generator=generator) / fan_in**0.5).to(dtype)
     return state
-

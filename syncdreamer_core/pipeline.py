@@ -74,8 +74,9 @@ class SyncDreamerPipeline:
 
     @classmethod
     def from_checkpoint(cls, path, dtype="fp32", device="cpu", num_heads: int | None = None,
-                        batch_view_num: int = DEFAULT_BATCH_VIEW_NUM) -> "SyncDreamerPipeline":
-        return cls(load_checkpoint(path, dtype=dtype, device=device, num_heads=num_heads), batch_view_num)
+                        batch_view_num: int = DEFAULT_BATCH_VIEW_NUM, weight_dtype=None) -> "SyncDreamerPipeline":
+        loaded = load_checkpoint(path, dtype=dtype, device=device, num_heads=num_heads, weight_dtype=weight_dtype)
+        return cls(loaded, batch_view_num)
 
     @property
     def model(self):

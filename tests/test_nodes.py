@@ -71,6 +71,16 @@ def test_loader_outputs_model_vae_and_clip_vision_and_caches(host):
     assert again[0] is model
 
 
+def test_loader_can_store_fp16_weights_and_compute_in_fp32(host):
+    loader = node(host, "SyncDreamerCheckpointLoader")
+    model = loader.load("tiny.safetensors", "fp16 weights, fp32 compute")[0]
+    assert model is not host["loaded"][0]
+    assert {p.dtype for p in model.network.parameters()} == {torch.float16}
+    assert model.network.dtype == torch.float32
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        loader.load("tiny.safetensors", "fp8")
+
+
 def test_missing_checkpoint_file_is_a_clear_error(host):
     with pytest.raises(ValueError, match="not found in models/syncdreamer"):
         node(host, "SyncDreamerCheckpointLoader").load("nope.ckpt", "fp32")
