@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_sampler import build_model  # noqa: E402
+
 from syncdreamer_core.denoiser import Conditioning, SyncDenoiser  # noqa: E402
 from syncdreamer_core.k_diffusion import DiscreteSigmas, SigmaDenoiser  # noqa: E402
 from syncdreamer_core.sampling import sample  # noqa: E402
@@ -88,14 +89,16 @@ def main() -> None:
     reference = run("ddim eta0 (reference timesteps)",
                     lambda: sample(denoiser, cond, 50, args.cfg, eta=0.0, x_T=x_T), 50)
     for steps in args.steps:
-        run("ddim eta0", lambda: sample(denoiser, cond, steps, args.cfg, eta=0.0, x_T=x_T), steps, reference)
+        run("ddim eta0", lambda steps=steps: sample(denoiser, cond, steps, args.cfg, eta=0.0, x_T=x_T), steps, reference)
         if comfy is None:
             run("dpmpp_2m (diffusers, leading timesteps)",
-                lambda: sample(denoiser, cond, steps, args.cfg, scheduler="dpmpp_2m", x_T=x_T), steps, reference)
+                lambda steps=steps: sample(denoiser, cond, steps, args.cfg, scheduler="dpmpp_2m", x_T=x_T), steps, reference)
             continue
         for scheduler in ("normal", "karras", "ddim_uniform"):
             run(f"dpmpp_2m + {scheduler} (ComfyUI KSampler)",
-                lambda: comfy_dpmpp_2m(comfy, denoiser, cond, x_T, steps, scheduler, args.cfg), steps, reference)
+                lambda steps=steps, scheduler=scheduler: comfy_dpmpp_2m(
+                    comfy, denoiser, cond, x_T, steps, scheduler, args.cfg),
+                steps, reference)
     if comfy is None:
         print(json.dumps({"note": "set COMFYUI_ROOT to run DPM++ 2M through ComfyUI's samplers"}))
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file as load_safetensors, save_file as save_safetensors
+from safetensors.torch import load_file as load_safetensors
+from safetensors.torch import save_file as save_safetensors
 
 from .cameras import target_cameras, wrap_to_pi
 from .config import SyncDreamerConfig

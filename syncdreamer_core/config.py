@@ -65,30 +65,30 @@ class SyncDreamerConfig:
             raise ValueError(f"UNet widths {widths} must be divisible by num_heads={self.num_heads}")
 
     @classmethod
-    def official(cls) -> "SyncDreamerConfig":
+    def official(cls) -> SyncDreamerConfig:
         """The released ``configs/syncdreamer.yaml`` network (966 M parameters)."""
         return cls()
 
     @classmethod
-    def small(cls) -> "SyncDreamerConfig":
+    def small(cls) -> SyncDreamerConfig:
         """A ~10 M parameter network with the official structure, for tests and demos."""
         return cls(model_channels=32, channel_mult=(1, 2, 2, 2), num_heads=4,
                    spatial_volume_dims=(16, 32, 64, 128), frustum_volume_dims=(16, 32, 64, 128))
 
     @classmethod
-    def tiny(cls) -> "SyncDreamerConfig":
+    def tiny(cls) -> SyncDreamerConfig:
         """The smallest network with the official structure (a few M parameters)."""
         return cls(model_channels=32, channel_mult=(1, 1, 1, 1), num_heads=2,
                    spatial_volume_dims=(8, 8, 16, 16), frustum_volume_dims=(8, 8, 16, 16))
 
-    def replace(self, **changes) -> "SyncDreamerConfig":
+    def replace(self, **changes) -> SyncDreamerConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SyncDreamerConfig":
+    def from_dict(cls, data: dict) -> SyncDreamerConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

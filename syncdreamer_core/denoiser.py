@@ -49,7 +49,7 @@ class Conditioning:
     def batch_size(self) -> int:
         return self.clip_embed.shape[0]
 
-    def repeat(self, times: int) -> "Conditioning":
+    def repeat(self, times: int) -> Conditioning:
         """Each instance repeated ``times`` times (instance-major), e.g. several candidates per input."""
         return Conditioning(
             self.clip_embed.repeat_interleave(times, 0),

@@ -150,7 +150,7 @@ def openai_clip_visual_to_transformers(visual_sd: dict[str, torch.Tensor]) -> di
             prefix = f"vision_model.encoder.layers.{index}."
             if rest in ("attn.in_proj_weight", "attn.in_proj_bias"):
                 kind = "weight" if rest.endswith("weight") else "bias"
-                for name, part in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
+                for name, part in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0), strict=True):
                     out[f"{prefix}self_attn.{name}.{kind}"] = part
                 continue
             module, kind = rest.rsplit(".", 1)

@@ -13,7 +13,7 @@ must contain all views of each instance it holds.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

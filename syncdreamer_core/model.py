@@ -13,10 +13,10 @@ from torch import nn
 
 from .cameras import target_cameras, viewpoint_embedding, wrap_to_pi
 from .config import SyncDreamerConfig
+from .embeddings import TimestepMLP
 from .schedule import scaled_linear_betas, schedule_buffers
 from .spatial_volume import SpatialVolumeNet
 from .unet import DepthWiseAttentionUNet
-from .embeddings import TimestepMLP
 
 SCHEDULE_BUFFERS = (
     "betas", "alphas", "alphas_cumprod", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",

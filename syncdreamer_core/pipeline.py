@@ -74,7 +74,7 @@ class SyncDreamerPipeline:
 
     @classmethod
     def from_checkpoint(cls, path, dtype="fp32", device="cpu", num_heads: int | None = None,
-                        batch_view_num: int = DEFAULT_BATCH_VIEW_NUM, weight_dtype=None) -> "SyncDreamerPipeline":
+                        batch_view_num: int = DEFAULT_BATCH_VIEW_NUM, weight_dtype=None) -> SyncDreamerPipeline:
         loaded = load_checkpoint(path, dtype=dtype, device=device, num_heads=num_heads, weight_dtype=weight_dtype)
         return cls(loaded, batch_view_num)
 

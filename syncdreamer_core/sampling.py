@@ -13,7 +13,7 @@ any device; ``reference_noise`` builds the same draws for other samplers.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler

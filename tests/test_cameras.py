@@ -6,8 +6,8 @@ import json
 import math
 
 import torch
-
 from helpers import DATA, require_shared
+
 from syncdreamer_core.cameras import look_at_pose, target_cameras, viewpoint_embedding, wrap_to_pi
 
 

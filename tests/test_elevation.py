@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import DATA, ROOT, require_shared
+
 from syncdreamer_core.elevation import ElevationError, estimate_elevation
 
 ELEVATIONS = (-10, 0, 10, 20, 30, 40)

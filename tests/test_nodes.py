@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+import comfy_stubs
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT
 from PIL import Image
 from safetensors.torch import save_file
 
-import comfy_stubs
-from helpers import ROOT
 from syncdreamer_core.io import EXAMPLES
 
 

@@ -10,9 +10,8 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import FIXTURES, require_shared
+from safetensors.torch import load_file
 
 FIXTURE_SETS = sorted(p.name for p in FIXTURES.glob("parity-*")) if FIXTURES.exists() else ["parity-a"]
 REL_TOL = 1e-4

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import DATA, require_shared
 from PIL import Image
 
-from helpers import DATA, require_shared
 from syncdreamer_core.preprocess import InputImageError, prepare_input, white_background_mask
 
 

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import trimesh
+from helpers import DATA, ROOT, require_shared
 from PIL import Image
 
-from helpers import DATA, ROOT, require_shared
 from syncdreamer_core.cameras import target_cameras
 from syncdreamer_core.recon import ReconstructionInputError, prepare_views, reconstruct_fast, reconstruct_quality
 from syncdreamer_core.recon.raycast import cast, shade_vertex_colors

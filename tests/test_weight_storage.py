@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import torch
+from helpers import FIXTURES, require_shared
 from safetensors.torch import load_file
 
-from helpers import FIXTURES, require_shared
 from syncdreamer_core.checkpoint import NETWORK_BUFFERS, load_checkpoint
 from syncdreamer_core.denoiser import Conditioning, SyncDenoiser
 from syncdreamer_core.weight_storage import stored_weight_bytes

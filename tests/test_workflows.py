@@ -7,7 +7,6 @@ import json
 import sys
 
 import pytest
-
 from helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -160,7 +160,7 @@ def clean_mesh(mesh: trimesh.Trimesh, smooth_iterations: int = 10, min_component
     parts = mesh.split(only_watertight=False)
     if len(parts) > 1:
         sizes = np.array([abs(p.volume) if p.is_watertight else p.area for p in parts])
-        parts = [p for p, s in zip(parts, sizes) if s >= min_component_share * sizes.max()]
+        parts = [p for p, s in zip(parts, sizes, strict=True) if s >= min_component_share * sizes.max()]
         mesh = trimesh.util.concatenate(parts)
     if smooth_iterations:
         trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=-0.53, iterations=smooth_iterations)

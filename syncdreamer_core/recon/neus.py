@@ -13,8 +13,8 @@ a small smoothness term.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -129,9 +129,10 @@ def _initial_colors(colors: np.ndarray, cameras: CameraSet, resolution: int, bou
 
 
 def refine_sdf(hull: VolumeGrid, colors: np.ndarray, masks: np.ndarray, cameras: CameraSet,
-               settings: RefineSettings = RefineSettings(), bound: float = DEFAULT_BOUND,
+               settings: RefineSettings | None = None, bound: float = DEFAULT_BOUND,
                callback: IterationCallback | None = None) -> VolumeGrid:
     """Optimise the SDF; returns it as a field positive inside (like the hull)."""
+    settings = settings or RefineSettings()
     generator = torch.Generator().manual_seed(settings.seed)
     R = settings.resolution
     spacing = 2 * bound / (R - 1)
