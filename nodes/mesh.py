@@ -77,7 +77,8 @@ class SyncDreamerReconstruct:
 
                 mesh = reconstruct_quality(array, mask_array, steps=quality_steps, resolution=quality_resolution,
                                            mesh_resolution=max(resolution, quality_resolution),
-                                           vote_tolerance=vote_tolerance, callback=progress)
+                                           vote_tolerance=vote_tolerance, device=mm.get_torch_device(),
+                                           callback=progress)
         except ReconstructionInputError as error:
             raise NodeInputError(str(error)) from None
         return (SyncDreamerMesh(mesh),)

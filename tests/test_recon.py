@@ -49,6 +49,22 @@ def test_fast_path_recovers_a_ball_with_its_colour(ball_views):
     assert np.abs(colors.mean(0) - (200, 40, 40)).max() < 25
 
 
+def test_an_off_centre_object_is_recentred_horizontally_only_when_asked():
+    ball = trimesh.creation.icosphere(subdivisions=4, radius=0.3)
+    ball.apply_translation([0.04, -0.03, 0.0])
+    ball.visual = trimesh.visual.ColorVisuals(ball, vertex_colors=np.tile([40, 160, 40, 255], (len(ball.vertices), 1)))
+    views = render_views(ball)
+    kept = reconstruct_fast(views, resolution=64, recentre=False, return_details=True)
+    centred = reconstruct_fast(views, resolution=64, return_details=True)
+    assert np.allclose(kept.mesh.bounds.mean(0)[:2], [0.04, -0.03], atol=0.01)
+    assert np.allclose(kept.recentring, 0)
+    assert np.allclose(centred.mesh.bounds.mean(0)[:2], 0, atol=1e-6)
+    assert np.allclose(centred.recentring[:2], -kept.mesh.bounds.mean(0)[:2], atol=1e-6) and centred.recentring[2] == 0
+    # Colours were taken before the shift, in the views' frame.
+    colors = np.asarray(centred.mesh.visual.vertex_colors)[:, :3].astype(float)
+    assert np.abs(colors.mean(0) - (40, 160, 40)).max() < 25
+
+
 def test_one_broken_mask_does_not_punch_a_hole(ball_views):
     _, views = ball_views
     broken = views.copy()
@@ -113,8 +129,20 @@ def test_metric_scores_ground_truth_perfectly_and_a_sphere_badly():
     cache = {}
     own = E.evaluate(gt, gt, root / "chicken-gt", cache)
     sphere = E.evaluate(trimesh.creation.icosphere(subdivisions=3, radius=0.3), gt, root / "chicken-gt", cache)
-    assert own["chamfer"] < 5e-4 and own["iou"] > 0.999
-    assert sphere["chamfer"] > 0.05 and sphere["iou"] < 0.5
+    assert own["chamfer"] < 5e-4 and own["chamfer_common_grid"] < 5e-4 and own["iou"] > 0.999
+    assert sphere["chamfer"] > 0.05 and sphere["chamfer_common_grid"] > 0.05 and sphere["iou"] < 0.5
+
+
+def test_common_grid_chamfer_follows_a_small_shift_of_the_surface():
+    """Shifting the ground truth by 0.2 and 0.4 voxels: the common-grid score grows with
+    the shift and stays near it (the per-cloud grid anchors make the official one jump)."""
+    root = require_shared(DATA / "eval_examples")
+    E = load_eval_mesh()
+    gt = E.normalize_gt(E.load_mesh(root / "chicken-mesh" / "meshes" / "model.obj"), E.GT_ROTATION_DEG["chicken"])
+    cache = {}
+    scores = [E.evaluate(gt.copy().apply_translation([shift, 0, 0]), gt, root / "chicken-gt", cache)["chamfer_common_grid"]
+              for shift in (0.002, 0.004)]
+    assert 0.0005 < scores[0] < scores[1] < 0.004, scores
 
 
 def test_fast_path_on_real_syncdreamer_output_beats_naive_carving():

@@ -111,20 +111,22 @@ def consensus_views(fields: torch.Tensor, tolerance: int) -> list[int]:
 
 
 def centred_bbox_clip(values: np.ndarray, origin: float, spacing: float) -> np.ndarray:
-    """Clip the field to the box symmetric about the origin that the hull implies."""
+    """Clip the field below the mirror image of its top about z = 0.
+
+    Only height needs the prior: the cameras see the object's full horizontal extent
+    (and ``recentring_offset`` centres it), but never its underside.
+    """
     inside = values > 0
     if not inside.any():
         return values
     axis = origin + np.arange(values.shape[0]) * spacing
-    clipped = values.copy()
-    for dim in range(3):
-        other = tuple(d for d in range(3) if d != dim)
-        present = np.nonzero(inside.any(axis=other))[0]
-        low, high = axis[present[0]], axis[present[-1]]
-        extent = min(-low, high) + spacing  # the better-constrained side, mirrored
-        coords = axis.reshape([-1 if d == dim else 1 for d in range(3)])
-        clipped = np.minimum(clipped, extent - np.abs(coords))
-    return clipped
+    level = np.nonzero(inside.any(axis=(0, 1)))[0][-1]
+    if level + 1 < values.shape[2]:  # where the field crosses zero above the highest inside voxels
+        below, above = values[..., level][inside[..., level]], values[..., level + 1][inside[..., level]]
+        top = axis[level] + spacing * float((below / np.maximum(below - above, 1e-12)).clip(0, 1).max())
+    else:
+        top = axis[level]
+    return np.minimum(values, (axis + top).reshape(1, 1, -1))
 
 
 def visual_hull(masks: np.ndarray, cameras: CameraSet, resolution: int = 128, bound: float = DEFAULT_BOUND,

@@ -95,7 +95,8 @@ def _cube_interval(origin: torch.Tensor, direction: torch.Tensor, bound: float):
 def _render(sdf: torch.Tensor, color: torch.Tensor, sharpness: torch.Tensor, origin, direction, samples: int,
             bound: float, generator: torch.Generator):
     near, far = _cube_interval(origin, direction, bound)
-    steps = (torch.arange(samples + 1, dtype=torch.float32) + torch.rand(samples + 1, generator=generator) * 0.5) / samples
+    jitter = torch.rand(samples + 1, generator=generator).to(sdf.device)
+    steps = (torch.arange(samples + 1, dtype=torch.float32, device=sdf.device) + jitter * 0.5) / samples
     t = near[:, None] + (far - near)[:, None] * steps[None].clamp(max=1.0)  # rays, samples+1
     points = origin[:, None] + direction[:, None] * t[..., None]
     f = _grid_lookup(sdf[None], points.reshape(-1, 3), bound).view(t.shape)
@@ -130,15 +131,19 @@ def _initial_colors(colors: np.ndarray, cameras: CameraSet, resolution: int, bou
 
 def refine_sdf(hull: VolumeGrid, colors: np.ndarray, masks: np.ndarray, cameras: CameraSet,
                settings: RefineSettings | None = None, bound: float = DEFAULT_BOUND,
-               callback: IterationCallback | None = None) -> VolumeGrid:
-    """Optimise the SDF; returns it as a field positive inside (like the hull)."""
+               callback: IterationCallback | None = None, device: str | torch.device = "cpu") -> VolumeGrid:
+    """Optimise the SDF on ``device``; returns it as a field positive inside (like the hull).
+
+    Random rays come from a CPU generator, so a seed gives the same rays on every device.
+    """
     settings = settings or RefineSettings()
+    device = torch.device(device)
     generator = torch.Generator().manual_seed(settings.seed)
     R = settings.resolution
     spacing = 2 * bound / (R - 1)
-    sdf = hull_to_sdf(hull, R, bound).requires_grad_(True)
-    color = _initial_colors(colors, cameras, settings.color_resolution, bound).requires_grad_(True)
-    log_sharpness = torch.tensor(float(np.log(settings.init_sharpness)), requires_grad=True)
+    sdf = hull_to_sdf(hull, R, bound).to(device).requires_grad_(True)
+    color = _initial_colors(colors, cameras, settings.color_resolution, bound).to(device).requires_grad_(True)
+    log_sharpness = torch.tensor(float(np.log(settings.init_sharpness)), device=device, requires_grad=True)
     optimizer = torch.optim.Adam([
         {"params": [sdf], "lr": settings.learning_rate * spacing},
         {"params": [color], "lr": settings.learning_rate * 5},
@@ -151,8 +156,8 @@ def refine_sdf(hull: VolumeGrid, colors: np.ndarray, masks: np.ndarray, cameras:
     target_colors = torch.from_numpy(colors).float()
     target_masks = torch.from_numpy(masks)
     for step in range(settings.steps):
-        origin, direction, rgb_target, mask_target = _ray_batch(
-            target_colors, target_masks, cameras, settings.rays_per_batch, generator)
+        origin, direction, rgb_target, mask_target = (x.to(device) for x in _ray_batch(
+            target_colors, target_masks, cameras, settings.rays_per_batch, generator))
         rendered, opacity = _render(sdf, color, log_sharpness.exp(), origin, direction, settings.samples_per_ray,
                                     bound, generator)
         gradient = _gradient(sdf, spacing)
@@ -170,5 +175,5 @@ def refine_sdf(hull: VolumeGrid, colors: np.ndarray, masks: np.ndarray, cameras:
         schedule.step()
         if callback is not None:
             callback(step, settings.steps)
-    values = -sdf.detach().numpy()
+    values = -sdf.detach().cpu().numpy()
     return VolumeGrid(values.astype(np.float32), -bound, spacing)

@@ -21,42 +21,60 @@ class ReconstructionResult:
     views: ViewSet
     trusted_views: list[int]
     seconds: float
+    #: Translation applied to centre the mesh (subtract it to line the mesh up with the views).
+    recentring: np.ndarray
 
 
 def _finish(field, views: ViewSet, cameras: CameraSet, smooth_iterations: int, max_faces: int | None,
-            color: bool) -> trimesh.Trimesh:
+            color: bool, recentre: bool) -> tuple[trimesh.Trimesh, np.ndarray]:
     mesh = clean_mesh(field_to_mesh(field), smooth_iterations=smooth_iterations, max_faces=max_faces)
     if color:
         paint(mesh, vertex_colors(mesh, views.colors, views.masks, cameras))
-    return mesh
+    offset = recentring_offset(mesh) if recentre else np.zeros(3)
+    mesh.apply_translation(offset)
+    return mesh, offset
+
+
+def recentring_offset(mesh: trimesh.Trimesh) -> np.ndarray:
+    """The horizontal shift that puts the mesh's bounding-box centre on the z axis.
+
+    SyncDreamer's training objects have their bounding box centred on the origin; the
+    generated views drift from that by a pixel or so (a few millimetres on the unit
+    object), which this undoes. Height is left alone: the underside is never seen, and
+    the hull already mirrors the top about the origin.
+    """
+    centre = mesh.bounds.mean(0)
+    return np.array([-centre[0], -centre[1], 0.0])
 
 
 def reconstruct_fast(views: np.ndarray, masks: np.ndarray | None = None, resolution: int = 128,
                      vote_tolerance: int = 2, smooth_iterations: int = 10, max_faces: int | None = None,
-                     color: bool = True, centred_bbox: bool = True, return_details: bool = False):
+                     color: bool = True, centred_bbox: bool = True, recentre: bool = True,
+                     return_details: bool = False):
     """16 views [16, H, W, 3|4] -> coloured trimesh in the object frame (seconds on a CPU).
 
     ``vote_tolerance``: how many views may disagree with the others (bad masks) and be
-    left out of the carving.
+    left out of the carving. ``recentre``: centre the result horizontally (see
+    ``recentring_offset``).
     """
     started = time.perf_counter()
     viewset = prepare_views(views, masks)
     cameras = target_cameras()
     hull, trusted = visual_hull(viewset.masks, cameras, resolution, DEFAULT_BOUND, vote_tolerance, centred_bbox)
-    mesh = _finish(hull, viewset, cameras, smooth_iterations, max_faces, color)
-    result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started)
+    mesh, offset = _finish(hull, viewset, cameras, smooth_iterations, max_faces, color, recentre)
+    result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started, offset)
     return result if return_details else mesh
 
 
 def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, steps: int = 800,
                         resolution: int = 96, mesh_resolution: int = 192, vote_tolerance: int = 2,
                         smooth_iterations: int = 5, max_faces: int | None = None, color: bool = True,
-                        centred_bbox: bool = True, seed: int = 0, device: str = "cpu",
+                        centred_bbox: bool = True, recentre: bool = True, seed: int = 0, device: str = "cpu",
                         callback: IterationCallback | None = None, return_details: bool = False):
     """The fast hull refined by NeuS-style SDF optimisation (minutes on a CPU).
 
     ``steps``/``resolution`` trade time for detail; ``callback(i, total)`` is called every
-    iteration (raise from it to stop).
+    iteration (raise from it to stop). ``device``: where the optimisation runs (e.g. "cuda").
     """
     import torch
     import torch.nn.functional as F
@@ -71,7 +89,7 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
     keep = np.array([i in trusted_set for i in range(len(viewset.masks))])
     settings = RefineSettings(steps=steps, resolution=resolution, seed=seed)
     refined = refine_sdf(hull, viewset.colors[keep], viewset.masks[keep], _subset(cameras, keep), settings,
-                         DEFAULT_BOUND, callback)
+                         DEFAULT_BOUND, callback, device)
     values = torch.from_numpy(refined.values)[None, None]
     fine = F.interpolate(values, size=(mesh_resolution,) * 3, mode="trilinear", align_corners=True)[0, 0].numpy()
     spacing = 2 * DEFAULT_BOUND / (mesh_resolution - 1)
@@ -79,8 +97,8 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
     hull_fine = F.interpolate(torch.from_numpy(hull.values)[None, None], size=(mesh_resolution,) * 3,
                               mode="trilinear", align_corners=True)[0, 0].numpy()
     field = VolumeGrid(np.minimum(fine, hull_fine + 2 * spacing), -DEFAULT_BOUND, spacing)
-    mesh = _finish(field, viewset, cameras, smooth_iterations, max_faces, color)
-    result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started)
+    mesh, offset = _finish(field, viewset, cameras, smooth_iterations, max_faces, color, recentre)
+    result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started, offset)
     return result if return_details else mesh
 
 
