@@ -8,7 +8,8 @@ no downloaded matting model.
   (minutes on a CPU at reduced resolution, much faster on a GPU).
 
 Meshes are in the reference's object frame: z up, object in [-0.5, 0.5]^3,
-view i seen from azimuth 22.5*i degrees at elevation 30.
+view i seen from azimuth 22.5*i degrees at elevation 30, bounding box centred
+horizontally on the origin (``recentre=False`` keeps them where the views put them).
 """
 
 from .pipeline import ReconstructionResult, reconstruct_fast, reconstruct_quality
