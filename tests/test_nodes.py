@@ -233,6 +233,24 @@ def test_reconstruct_and_save_mesh(host):
         node(host, "SyncDreamerReconstruct").reconstruct(views[:8], "fast", 64)
 
 
+def test_quality_reconstruction_shows_progress_and_can_be_interrupted(host):
+    from syncdreamer_core.io import load_views
+
+    views = torch.from_numpy(load_views(EXAMPLES / "chicken-views.png").astype(np.float32) / 255)
+    comfy_stubs.ProgressBar.updates.clear()
+    (mesh,) = node(host, "SyncDreamerReconstruct").reconstruct(views, "quality", 64, quality_steps=3, quality_resolution=32)
+    assert mesh.faces.shape[1] > 0 and mesh.vertex_colors is not None
+    assert [u[:2] for u in comfy_stubs.ProgressBar.updates] == [(1, 3), (2, 3), (3, 3)]
+    start = host["mm"].state["checks"]
+    host["mm"].state.update(interrupt_after=start + 1)
+    try:
+        with pytest.raises(comfy_stubs.Interrupted):
+            node(host, "SyncDreamerReconstruct").reconstruct(views, "quality", 64, quality_steps=50, quality_resolution=32)
+    finally:
+        host["mm"].state["interrupt_after"] = None
+    assert host["mm"].state["checks"] == start + 2  # stopped in the second iteration
+
+
 def test_elevation_node(host):
     assert node(host, "SyncDreamerElevation").elevation(12.5) == (12.5,)
 
