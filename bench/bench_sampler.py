@@ -124,8 +124,9 @@ def main() -> None:
             command = [sys.executable, __file__, "--worker", "--size", args.size, "--device", args.device,
                        "--dtype", dtype, "--batch-view-num", str(bvn), "--batch", str(args.batch),
                        "--cfg", str(args.cfg), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-                       "--threads", str(args.threads)] + (["--compare-fp32"] if args.compare_fp32 else []) \
-                + (["--weight-dtype", args.weight_dtype] if args.weight_dtype else [])
+                       "--threads", str(args.threads),
+                       *(["--compare-fp32"] if args.compare_fp32 else []),
+                       *(["--weight-dtype", args.weight_dtype] if args.weight_dtype else [])]
             done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
             if done.returncode:
                 print(json.dumps({"dtype": dtype, "batch_view_num": bvn, "error": done.stderr.strip()[-2000:]}))

@@ -94,10 +94,6 @@ def voxel_downsample(points: np.ndarray, voxel: float = VOXEL_SIZE, origin: np.n
     return sums / counts[:, None]
 
 
-def gt_points(depth_dir: str | Path) -> np.ndarray:
-    return voxel_downsample(gt_points_raw(depth_dir))
-
-
 def gt_points_raw(depth_dir: str | Path) -> np.ndarray:
     K, poses = camera_arrays()
     points = []
@@ -107,10 +103,6 @@ def gt_points_raw(depth_dir: str | Path) -> np.ndarray:
         mask = (depth > DEPTH_VALID_MIN) & (depth < DEPTH_VALID_MAX)
         points.append(unproject(depth, mask, K[i], poses[i]))
     return np.concatenate(points)
-
-
-def mesh_points(mesh: trimesh.Trimesh) -> np.ndarray:
-    return voxel_downsample(mesh_points_raw(mesh))
 
 
 def mesh_points_raw(mesh: trimesh.Trimesh) -> np.ndarray:
