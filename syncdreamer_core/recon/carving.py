@@ -50,6 +50,12 @@ class VolumeGrid:
         return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
 
 
+def resample_grid(values: np.ndarray, resolution: int) -> np.ndarray:
+    """A field over the cube resampled (trilinear, corners kept) to ``resolution``^3."""
+    tensor = torch.from_numpy(np.ascontiguousarray(values, np.float32))[None, None]
+    return F.interpolate(tensor, size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0].numpy()
+
+
 def grid_axis(resolution: int, bound: float = DEFAULT_BOUND) -> tuple[float, float]:
     spacing = 2 * bound / (resolution - 1)
     return -bound, spacing

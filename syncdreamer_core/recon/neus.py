@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from ..cameras import CameraSet
-from .carving import DEFAULT_BOUND, VolumeGrid
+from .carving import DEFAULT_BOUND, VolumeGrid, resample_grid
 
 #: Called after every iteration with (iteration, total); may raise to stop.
 IterationCallback = Callable[[int, int], None]
@@ -46,8 +46,7 @@ class RefineSettings:
 
 def hull_to_sdf(hull: VolumeGrid, resolution: int, bound: float) -> torch.Tensor:
     """Signed distance (negative inside, world units) of the hull, resampled to ``resolution``^3."""
-    values = torch.from_numpy(hull.values)[None, None]
-    resampled = F.interpolate(values, size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0].numpy()
+    resampled = resample_grid(hull.values, resolution)
     inside = resampled > 0
     spacing = 2 * bound / (resolution - 1)
     distance = ndimage.distance_transform_edt(~inside) - ndimage.distance_transform_edt(inside)

@@ -9,7 +9,7 @@ import numpy as np
 import trimesh
 
 from ..cameras import CameraSet, target_cameras
-from .carving import DEFAULT_BOUND, clean_mesh, field_to_mesh, visual_hull
+from .carving import DEFAULT_BOUND, VolumeGrid, clean_mesh, field_to_mesh, resample_grid, visual_hull
 from .coloring import paint, vertex_colors
 from .neus import IterationCallback, RefineSettings, refine_sdf
 from .views import ViewSet, prepare_views
@@ -76,11 +76,6 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
     ``steps``/``resolution`` trade time for detail; ``callback(i, total)`` is called every
     iteration (raise from it to stop). ``device``: where the optimisation runs (e.g. "cuda").
     """
-    import torch
-    import torch.nn.functional as F
-
-    from .carving import VolumeGrid
-
     started = time.perf_counter()
     viewset = prepare_views(views, masks)
     cameras = target_cameras()
@@ -90,13 +85,10 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
     settings = RefineSettings(steps=steps, resolution=resolution, seed=seed)
     refined = refine_sdf(hull, viewset.colors[keep], viewset.masks[keep], _subset(cameras, keep), settings,
                          DEFAULT_BOUND, callback, device)
-    values = torch.from_numpy(refined.values)[None, None]
-    fine = F.interpolate(values, size=(mesh_resolution,) * 3, mode="trilinear", align_corners=True)[0, 0].numpy()
     spacing = 2 * DEFAULT_BOUND / (mesh_resolution - 1)
     # Keep what no camera could observe (under the object) as the hull had it.
-    hull_fine = F.interpolate(torch.from_numpy(hull.values)[None, None], size=(mesh_resolution,) * 3,
-                              mode="trilinear", align_corners=True)[0, 0].numpy()
-    field = VolumeGrid(np.minimum(fine, hull_fine + 2 * spacing), -DEFAULT_BOUND, spacing)
+    fine = np.minimum(resample_grid(refined.values, mesh_resolution), resample_grid(hull.values, mesh_resolution) + 2 * spacing)
+    field = VolumeGrid(fine, -DEFAULT_BOUND, spacing)
     mesh, offset = _finish(field, viewset, cameras, smooth_iterations, max_faces, color, recentre)
     result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started, offset)
     return result if return_details else mesh
