@@ -6,9 +6,10 @@
 For each (input, path) a fresh subprocess reconstructs the mesh from the 16 views
 and prints one JSON line: wall time, peak RSS, Chamfer distance (the paper's, and
 on a common voxel grid: see ``eval_mesh.py``) and volume IoU against the
-ground-truth mesh, and the colour fidelity: PSNR of
-the mesh re-rendered at the 16 cameras against the input views, over the union of
-the input and rendered object masks.
+ground-truth mesh, the colour fidelity (PSNR of the mesh re-rendered at the 16
+cameras against the input views, over the union of the input and rendered object
+masks) and how its silhouettes agree with the input views and with the
+ground-truth renders, beside how the input views themselves agree with those.
 """
 
 from __future__ import annotations
@@ -36,29 +37,46 @@ def load_input(name: str) -> np.ndarray:
     return np.stack([np.asarray(Image.open(DATA / name / f"{i:03d}.png")) for i in range(16)])
 
 
-def masked_psnr(mesh, views, recentring=None) -> float:
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def view_agreement(mesh, views, recentring, reference_masks) -> dict:
+    """How the mesh re-rendered at the 16 cameras agrees with its input views and with the truth.
+
+    ``masked_psnr_dB``: colours against the input views over the union of both object masks.
+    ``silhouette_iou_inputs``: mean mask IoU against the input views (the mesh moved back into the
+    frame they were rendered in). ``silhouette_iou_gt`` / ``inputs_silhouette_iou_gt``: the mesh as
+    output, and the input views themselves, against the ground-truth renders' masks.
+    """
     from syncdreamer_core.cameras import target_cameras
     from syncdreamer_core.recon.raycast import cast, shade_vertex_colors
 
-    if recentring is not None:  # back into the frame the views were rendered in
-        mesh = mesh.copy()
-        mesh.apply_translation(-np.asarray(recentring))
+    in_view_frame = mesh.copy()
+    in_view_frame.apply_translation(-np.asarray(recentring))
     cameras = target_cameras()
     K, poses = cameras.K.double().numpy(), cameras.poses.double().numpy()
-    errors, count = 0.0, 0
+    errors, count, to_inputs, to_gt, inputs_to_gt = 0.0, 0, [], [], []
     for i in range(16):
-        hits = cast(mesh, K[i], poses[i])
-        rendered = shade_vertex_colors(mesh, hits)
+        hits = cast(in_view_frame, K[i], poses[i])
+        rendered = shade_vertex_colors(in_view_frame, hits)
         region = hits.mask | views.masks[i]
         errors += float(((rendered[region] - views.colors[i][region]) ** 2).sum())
         count += int(region.sum()) * 3
-    return float(10 * np.log10(1.0 / (errors / count)))
+        to_inputs.append(_mask_iou(hits.mask, views.masks[i]))
+        to_gt.append(_mask_iou(cast(mesh, K[i], poses[i]).mask, reference_masks[i]))
+        inputs_to_gt.append(_mask_iou(views.masks[i], reference_masks[i]))
+    return {"masked_psnr_dB": round(float(10 * np.log10(1.0 / (errors / count))), 2),
+            "silhouette_iou_inputs": round(float(np.mean(to_inputs)), 4),
+            "silhouette_iou_gt": round(float(np.mean(to_gt)), 4),
+            "inputs_silhouette_iou_gt": round(float(np.mean(inputs_to_gt)), 4)}
 
 
 def run_one(name: str, path: str, steps: int) -> dict:
     import eval_mesh as E
 
     from syncdreamer_core.recon import reconstruct_fast, reconstruct_quality
+    from syncdreamer_core.recon.views import prepare_views
 
     views = load_input(name)
     started = time.perf_counter()
@@ -73,7 +91,7 @@ def run_one(name: str, path: str, steps: int) -> dict:
     return {"input": name, "path": path, **({"steps": steps} if path == "quality" else {}),
             "seconds": round(seconds, 1), "peak_rss_MB": round(peak), "chamfer": round(scores["chamfer"], 5),
             "chamfer_common_grid": round(scores["chamfer_common_grid"], 5), "iou": round(scores["iou"], 4),
-            "masked_psnr_dB": round(masked_psnr(result.mesh, result.views, result.recentring), 2),
+            **view_agreement(result.mesh, result.views, result.recentring, prepare_views(load_input("chicken-gt")).masks),
             "vertices": len(result.mesh.vertices), "trusted_views": len(result.trusted_views)}
 
 
