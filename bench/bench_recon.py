@@ -49,13 +49,13 @@ def view_agreement(mesh, views, recentring, reference_masks) -> dict:
     frame they were rendered in). ``silhouette_iou_gt`` / ``inputs_silhouette_iou_gt``: the mesh as
     output, and the input views themselves, against the ground-truth renders' masks.
     """
-    from syncdreamer_core.cameras import target_cameras
+    import eval_mesh as E
+
     from syncdreamer_core.recon.raycast import cast, shade_vertex_colors
 
     in_view_frame = mesh.copy()
     in_view_frame.apply_translation(-np.asarray(recentring))
-    cameras = target_cameras()
-    K, poses = cameras.K.double().numpy(), cameras.poses.double().numpy()
+    K, poses = E.camera_arrays()
     errors, count, to_inputs, to_gt, inputs_to_gt = 0.0, 0, [], [], []
     for i in range(16):
         hits = cast(in_view_frame, K[i], poses[i])
