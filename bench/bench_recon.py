@@ -49,22 +49,21 @@ def view_agreement(mesh, views, recentring, reference_masks) -> dict:
     frame they were rendered in). ``silhouette_iou_gt`` / ``inputs_silhouette_iou_gt``: the mesh as
     output, and the input views themselves, against the ground-truth renders' masks.
     """
-    import eval_mesh as E
-
+    from syncdreamer_core.cameras import target_cameras
     from syncdreamer_core.recon.raycast import cast, shade_vertex_colors
 
     in_view_frame = mesh.copy()
     in_view_frame.apply_translation(-np.asarray(recentring))
-    K, poses = E.camera_arrays()
+    cameras = target_cameras()
     errors, count, to_inputs, to_gt, inputs_to_gt = 0.0, 0, [], [], []
     for i in range(16):
-        hits = cast(in_view_frame, K[i], poses[i])
+        hits = cast(in_view_frame, cameras, i)
         rendered = shade_vertex_colors(in_view_frame, hits)
         region = hits.mask | views.masks[i]
         errors += float(((rendered[region] - views.colors[i][region]) ** 2).sum())
         count += int(region.sum()) * 3
         to_inputs.append(_mask_iou(hits.mask, views.masks[i]))
-        to_gt.append(_mask_iou(cast(mesh, K[i], poses[i]).mask, reference_masks[i]))
+        to_gt.append(_mask_iou(cast(mesh, cameras, i).mask, reference_masks[i]))
         inputs_to_gt.append(_mask_iou(views.masks[i], reference_masks[i]))
     return {"masked_psnr_dB": round(float(10 * np.log10(1.0 / (errors / count))), 2),
             "silhouette_iou_inputs": round(float(np.mean(to_inputs)), 4),

@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 def build_model(size: str, dtype: str, device: str, weight_dtype: str | None = None):
     """A randomly initialised network (fan-in scaled weights, unit norm scales) with its
     weights stored in ``weight_dtype`` (default ``dtype``) and computing in ``dtype``."""
-    from syncdreamer_core.checkpoint import build_network, resolve_dtype
-    from syncdreamer_core.config import SyncDreamerConfig
-    from syncdreamer_core.official_layout import random_checkpoint
-    from syncdreamer_core.weight_storage import store_weights_as
+    from syncdreamer_core.network.config import SyncDreamerConfig
+    from syncdreamer_core.weights.checkpoint import build_network, resolve_dtype
+    from syncdreamer_core.weights.official_layout import random_checkpoint
+    from syncdreamer_core.weights.storage import store_weights_as
 
     config = {"full": SyncDreamerConfig.official, "small": SyncDreamerConfig.small,
               "tiny": SyncDreamerConfig.tiny}[size]()
@@ -54,7 +54,8 @@ def peak_memory_mb(device: str) -> float:
 def worker(args) -> dict:
     import torch
 
-    from syncdreamer_core.denoiser import Conditioning, SyncDenoiser
+    from syncdreamer_core.conditioning import Conditioning
+    from syncdreamer_core.diffusion.denoiser import SyncDenoiser
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -7,10 +7,10 @@ All runs start from the same x_T and conditioning. The reference point is DDIM w
 steps and eta 0 (the deterministic sampler that the stochastic eta=1 default
 approximates in distribution); each other run prints its relative L2 distance to it
 in the final latents. With ``COMFYUI_ROOT`` set (and run with an interpreter that can
-import that ComfyUI), the DPM++ 2M runs go through ComfyUI's own sampler function and
+import that ComfyUI), DPM++ 2M also runs through ComfyUI's own sampler function and
 sigma schedules, driven by the pack's sigma-space adapter as the SyncDreamer KSampler
-drives them; otherwise diffusers' DPM-Solver++ 2M stands in. Weights are random, so
-this is a first signal about solver error, not about image quality.
+drives them. Weights are random, so this is a first signal about solver error, not
+about image quality.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_sampler import build_model  # noqa: E402
 
-from syncdreamer_core.denoiser import Conditioning, SyncDenoiser  # noqa: E402
-from syncdreamer_core.k_diffusion import DiscreteSigmas, SigmaDenoiser  # noqa: E402
-from syncdreamer_core.sampling import sample  # noqa: E402
+from syncdreamer_core.conditioning import Conditioning  # noqa: E402
+from syncdreamer_core.diffusion.denoiser import SyncDenoiser  # noqa: E402
+from syncdreamer_core.diffusion.noise import NoiseStream, instance_seed  # noqa: E402
+from syncdreamer_core.diffusion.sampling import sample  # noqa: E402
+from syncdreamer_core.diffusion.sigma_denoiser import DiscreteSigmas, SigmaDenoiser  # noqa: E402
 
 
 def import_comfy_samplers():
@@ -75,7 +77,8 @@ def main() -> None:
     g = torch.Generator().manual_seed(args.seed)
     cond = Conditioning(torch.randn(1, 1, 768, generator=g), torch.randn(1, 4, 32, 32, generator=g),
                         torch.tensor([0.5]))
-    x_T = torch.randn(1, 16, 4, 32, 32, generator=g)
+    # Every run of one seed starts from the same x_T: the first draw of instance 0's stream.
+    x_T = NoiseStream(instance_seed(args.seed, 0), (16, 4, 32, 32))()[None]
 
     def run(label: str, fn, steps: int, reference=None):
         started = time.perf_counter()
@@ -87,12 +90,13 @@ def main() -> None:
         return latents
 
     reference = run("ddim eta0 (reference timesteps)",
-                    lambda: sample(denoiser, cond, 50, args.cfg, eta=0.0, x_T=x_T), 50)
+                    lambda: sample(denoiser, cond, 50, args.cfg, eta=0.0, seed=args.seed), 50)
     for steps in args.steps:
-        run("ddim eta0", lambda steps=steps: sample(denoiser, cond, steps, args.cfg, eta=0.0, x_T=x_T), steps, reference)
+        run("ddim eta0", lambda steps=steps: sample(denoiser, cond, steps, args.cfg, eta=0.0, seed=args.seed),
+            steps, reference)
+        run("dpmpp_2m (reference timesteps)", lambda steps=steps: sample(
+            denoiser, cond, steps, args.cfg, sampler="dpmpp_2m", seed=args.seed), steps, reference)
         if comfy is None:
-            run("dpmpp_2m (diffusers, leading timesteps)",
-                lambda steps=steps: sample(denoiser, cond, steps, args.cfg, scheduler="dpmpp_2m", x_T=x_T), steps, reference)
             continue
         for scheduler in ("normal", "karras", "ddim_uniform"):
             run(f"dpmpp_2m + {scheduler} (ComfyUI KSampler)",

@@ -111,9 +111,10 @@ def gt_points_raw(depth_dir: str | Path) -> np.ndarray:
 
 def mesh_points_raw(mesh: trimesh.Trimesh) -> np.ndarray:
     K, poses = camera_arrays()
+    cameras = target_cameras()
     points = []
     for i in range(len(poses)):
-        hits = cast(mesh, K[i], poses[i])
+        hits = cast(mesh, cameras, i)
         points.append(unproject(hits.depth, hits.mask, K[i], poses[i]))
     return np.concatenate(points)
 

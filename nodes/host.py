@@ -7,12 +7,13 @@ pack loads) even where parts of the host are missing.
 from __future__ import annotations
 
 import torch
+from syncdreamer_core.weights.checkpoint import LoadedCheckpoint
+from syncdreamer_core.conditioning import Conditioning
+from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+from syncdreamer_core.weights.encoders import clip_image_embedding, clip_pixels
+from syncdreamer_core.diffusion.sigma_denoiser import DiscreteSigmas, SigmaDenoiser
 
-from syncdreamer_core.checkpoint import LoadedCheckpoint
 from syncdreamer_core.constants import VAE_SCALE_FACTOR, VIEW_COUNT
-from syncdreamer_core.denoiser import Conditioning, SyncDenoiser
-from syncdreamer_core.encoders import clip_image_embedding, clip_pixels
-from syncdreamer_core.k_diffusion import DiscreteSigmas, SigmaDenoiser
 
 SYNCDREAMER_MODEL = "SYNCDREAMER_MODEL"
 
@@ -126,7 +127,7 @@ def build_vae(vae_sd: dict):
     try:
         return comfy.sd.VAE(sd=dict(vae_sd))
     except Exception:  # noqa: BLE001 - a non-standard size: ComfyUI has no class for it
-        from syncdreamer_core.encoders import build_vae as build_core_vae
+        from syncdreamer_core.weights.encoders import build_vae as build_core_vae
 
         return CoreVAE(build_core_vae(vae_sd))
 
@@ -134,9 +135,8 @@ def build_vae(vae_sd: dict):
 def build_clip_vision(visual_sd: dict):
     """ComfyUI's CLIP vision model for ViT-L/14, else the core encoder behind the same calls."""
     import comfy.clip_vision
-
-    from syncdreamer_core.encoders import build_clip_vision as build_core_clip
-    from syncdreamer_core.encoders import openai_clip_visual_to_transformers
+    from syncdreamer_core.weights.encoders import build_clip_vision as build_core_clip
+    from syncdreamer_core.weights.encoders import openai_clip_visual_to_transformers
 
     try:
         clip = comfy.clip_vision.load_clipvision_from_sd(openai_clip_visual_to_transformers(visual_sd))

@@ -6,8 +6,7 @@ import logging
 import os
 
 import torch
-
-from syncdreamer_core.checkpoint import load_checkpoint
+from syncdreamer_core.weights.checkpoint import load_checkpoint
 
 from .common import CATEGORY, MODEL_FOLDER, NodeInputError
 from .host import SYNCDREAMER_MODEL, SyncDreamerModel, build_clip_vision, build_vae

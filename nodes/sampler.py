@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import torch
 from PIL import Image
+from syncdreamer_core.layout import compose_grid
+from syncdreamer_core.diffusion.ddim import sample_ddim as sample_sync_ddim
+from syncdreamer_core.diffusion.ddim import seed_noise_sampler as reference_noise_sampler
 
+from syncdreamer_core.defaults import BATCH_VIEW_NUM as DEFAULT_BATCH_VIEW_NUM
+from syncdreamer_core.defaults import CFG as DEFAULT_CFG
+from syncdreamer_core.defaults import ETA as DEFAULT_ETA
 from syncdreamer_core.constants import (
-    DEFAULT_BATCH_VIEW_NUM,
-    DEFAULT_CFG,
-    DEFAULT_ETA,
     IMAGE_SIZE,
     LATENT_CHANNELS,
     LATENT_SIZE,
     VIEW_COUNT,
 )
-from syncdreamer_core.grid import compose_grid
-from syncdreamer_core.k_diffusion import reference_noise_sampler, sample_sync_ddim
 
 from .common import CATEGORY, NodeInputError, image_batch
 from .host import SYNCDREAMER_MODEL, SyncDreamerGuider, input_conditioning

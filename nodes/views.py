@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from syncdreamer_core.constants import VIEW_COUNT
-from syncdreamer_core.grid import (
+from syncdreamer_core.layout import (
     ViewLayoutError,
     compose_grid,
     compose_strip,
@@ -13,6 +12,8 @@ from syncdreamer_core.grid import (
     split_grid,
     split_strip,
 )
+
+from syncdreamer_core.constants import VIEW_COUNT
 
 from .common import CATEGORY, NodeInputError, image_batch
 

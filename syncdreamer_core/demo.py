@@ -15,16 +15,19 @@ from pathlib import Path
 
 from PIL import Image
 
-from .io import EXAMPLES, find_checkpoint, missing_checkpoint_message
+from . import defaults
+from .files import EXAMPLES, find_checkpoint, missing_checkpoint_message, progress_bar, write_views
 
 #: The authors' settings for the bundled teapot (testset_parameters.tsv).
 TEAPOT = {"file": "teapot.png", "elevation": 0.0, "crop_size": 180}
+#: Steps of the random stand-in model: its output is noise either way.
+STAND_IN_STEPS = 10
 
 
 def _pipeline(device: str):
-    from .checkpoint import load_checkpoint
-    from .official_layout import random_checkpoint
     from .pipeline import SyncDreamerPipeline
+    from .weights.checkpoint import load_checkpoint
+    from .weights.official_layout import random_checkpoint
 
     checkpoint = find_checkpoint()
     if checkpoint is not None:
@@ -36,23 +39,22 @@ def _pipeline(device: str):
     return SyncDreamerPipeline(load_checkpoint(random_checkpoint(), device=device)), False
 
 
-def run_demo(output: Path, steps: int | None = None, seed: int = 6033, device: str = "cpu",
+def run_demo(output: Path, steps: int | None = None, seed: int = defaults.SEED, device: str = "cpu",
              reconstruct: bool = True) -> int:
-    from .cli import _progress, write_views
-
     output.mkdir(parents=True, exist_ok=True)
     pipe, real = _pipeline(device)
-    steps = steps or (50 if real else 10)
+    if steps is None:
+        steps = defaults.STEPS if real else STAND_IN_STEPS
     started = time.perf_counter()
     result = pipe(Image.open(EXAMPLES / TEAPOT["file"]), TEAPOT["elevation"], TEAPOT["crop_size"],
-                  steps=steps, seed=seed, callback=_progress("SyncDreamer"))
+                  steps=steps, seed=seed, callback=progress_bar("SyncDreamer"))
     for path in write_views(result, output, prefix="teapot-"):
         print(path)
     print(f"16 views in {time.perf_counter() - started:.1f} s ({steps} steps"
           + ("" if real else ", random weights: noise") + ")")
 
     if reconstruct:
-        from .io import load_views
+        from .files import load_views
         from .recon import reconstruct_fast
 
         views = load_views(EXAMPLES / "chicken-views.png")

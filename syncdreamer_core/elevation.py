@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cameras import intrinsics, look_at_pose, target_cameras
-from .recon.carving import field_to_mesh, visual_hull
+from .background import border_values
+from .cameras import orbit_cameras, target_cameras
+from .recon.carving import visual_hull
+from .recon.fields import field_to_mesh
 from .recon.raycast import cast
 from .recon.views import prepare_views
 
@@ -93,8 +95,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def silhouette_at(mesh, elevation_deg: float, size: int) -> np.ndarray:
-    pose = look_at_pose(math.radians(elevation_deg), 0.0).numpy()
-    return cast(mesh, intrinsics(size).double().numpy(), pose, size, size).mask
+    """The mesh's silhouette seen from azimuth 0 at ``elevation_deg`` in a ``size`` px image."""
+    return cast(mesh, orbit_cameras([math.radians(elevation_deg)], [0.0], size), 0).mask
 
 
 def estimate_elevation(input_mask: np.ndarray, views: np.ndarray, view_masks: np.ndarray | None = None,
@@ -113,6 +115,10 @@ def estimate_elevation(input_mask: np.ndarray, views: np.ndarray, view_masks: np
         raise ElevationError("the input mask has no object: give the prepared input's object mask (1 = object)")
     if mask.mean() > 0.95:
         raise ElevationError("the input mask covers the whole image: give the object mask, not the background")
+    if border_values(mask).mean() > 0.5:
+        raise ElevationError(
+            "the input mask covers most of the image border, so it looks inverted (1 on the background): give the "
+            "prepared input's object mask (1 = object), e.g. Prepare Image's object_mask output")
     viewset = prepare_views(views, view_masks)
     hull, _ = visual_hull(viewset.masks, target_cameras(), hull_resolution, tolerance=2, centred_bbox=True)
     mesh = field_to_mesh(hull)

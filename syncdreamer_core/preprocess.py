@@ -7,7 +7,7 @@
   a transparent 256x256 canvas.
 - Composite over white: rgb * a + (1 - a).
 
-Pillow does the cropping and resizing, as in the reference, so the pixels match.
+Resizing reproduces Pillow 10.0.0, which the reference pins, bit for bit (``resample``).
 """
 
 from __future__ import annotations
@@ -16,14 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
+from .background import border_background, border_white_share
 from .constants import IMAGE_SIZE
+from .resample import fit_size, paste_centred, resize_rgba
 
-#: A pixel whose every channel is at least this bright (0..255) counts as white background.
-WHITE_LEVEL = 245
+#: Input preparation's white: every channel >= 245 (see ``background``).
+WHITE_TOLERANCE = 10
 #: Share of border pixels that must be white for a mask-less image to be accepted.
 WHITE_BORDER_SHARE = 0.9
+#: Smallest object size: below this the network sees a speck, not an object.
+MIN_CROP_SIZE = 16
+#: Smallest share of the prepared 256x256 input the object must cover.
+MIN_OBJECT_SHARE = 0.001
 
 
 class InputImageError(ValueError):
@@ -33,39 +38,48 @@ class InputImageError(ValueError):
 @dataclass
 class PreparedInput:
     """``image``: [256, 256, 3] float32 in [0, 1] on white; ``mask``: [256, 256] float32
-    foreground alpha in [0, 1]."""
+    foreground alpha in [0, 1]; ``rgba``: the uint8 RGBA canvas both come from."""
 
     image: np.ndarray
     mask: np.ndarray
+    rgba: np.ndarray | None = None
 
     def model_input(self) -> np.ndarray:
         """The image in [-1, 1], as the network sees it."""
         return self.image * 2.0 - 1.0
 
 
-def to_uint8(array: np.ndarray) -> np.ndarray:
-    """Float [0, 1] or uint8 array -> uint8 (rounded)."""
+def to_uint8(array: np.ndarray, name: str = "image") -> np.ndarray:
+    """uint8, or float in [0, 1] (rounded) -> uint8. Floats outside [0, 1] are refused:
+    they are usually 0..255 values that would all turn white."""
+    array = np.asarray(array)
     if array.dtype == np.uint8:
         return array
-    return np.clip(np.round(np.asarray(array, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    if not np.issubdtype(array.dtype, np.number):
+        raise InputImageError(f"the {name} must hold numbers, got dtype {array.dtype}")
+    values = np.asarray(array, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise InputImageError(f"the {name} contains NaN or infinite values")
+    if values.size and (values.min() < -1e-3 or values.max() > 1 + 1e-3):
+        raise InputImageError(
+            f"the {name}'s values must be in 0..1 (floats) or 0..255 (uint8); got {values.min():g}..{values.max():g}"
+            + (": divide by 255" if values.max() > 1.5 else ""))
+    return np.clip(np.round(values * 255.0), 0, 255).astype(np.uint8)
 
 
 def white_background_mask(rgb: np.ndarray) -> np.ndarray | None:
-    """Foreground alpha (uint8) of an image on a near-white background: the white region
-    connected to the border is background. None when the border is not mostly white."""
+    """Foreground alpha (uint8) of an image on a clean white background, or None when the
+    border is not mostly white."""
     rgb = to_uint8(rgb)
-    white = rgb.min(axis=-1) >= WHITE_LEVEL
-    border = np.concatenate([white[0], white[-1], white[:, 0], white[:, -1]])
-    if border.mean() < WHITE_BORDER_SHARE:
+    if border_white_share(rgb, WHITE_TOLERANCE) < WHITE_BORDER_SHARE:
         return None
-    labels, _ = ndimage.label(white)
-    border_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    background = np.isin(labels, border_labels[border_labels > 0])
-    return np.where(background, 0, 255).astype(np.uint8)
+    return np.where(border_background(rgb, WHITE_TOLERANCE), 0, 255).astype(np.uint8)
 
 
-def to_rgba(image: Image.Image | np.ndarray, mask: np.ndarray | None = None) -> Image.Image:
-    """Combine an image and an optional foreground mask into an RGBA Pillow image.
+def to_rgba(image: Image.Image | np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Combine an image and an optional foreground mask into an RGBA uint8 array.
 
     image: Pillow image, or [H, W, 3|4] array (uint8 or float in [0, 1]).
     mask: [H, W] foreground alpha (uint8 or float in [0, 1]); it replaces any alpha.
@@ -86,7 +100,7 @@ def to_rgba(image: Image.Image | np.ndarray, mask: np.ndarray | None = None) -> 
         if mask.shape != rgb.shape[:2]:
             raise InputImageError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                                   f"{rgb.shape[1]}x{rgb.shape[0]}; they must have the same size")
-        alpha = to_uint8(mask)
+        alpha = to_uint8(mask, "mask")
     elif array.shape[-1] == 4:
         alpha = array[..., 3]
     else:
@@ -102,38 +116,40 @@ def to_rgba(image: Image.Image | np.ndarray, mask: np.ndarray | None = None) -> 
             "the object mask is empty (no foreground pixel): check the mask (is it inverted? "
             "LoadImage's MASK is 1 on the background) or the image's alpha channel"
         )
-    return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    return np.dstack([rgb, alpha])
 
 
-def _add_margin(image: Image.Image, size: int) -> Image.Image:
-    canvas = Image.new(image.mode, (size, size), 0)
-    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
-    return canvas
+def check_crop_size(crop_size, image_size: int = IMAGE_SIZE) -> int:
+    if not isinstance(crop_size, (int, np.integer)) or isinstance(crop_size, bool) or not (
+        crop_size == -1 or MIN_CROP_SIZE <= crop_size <= image_size
+    ):
+        raise InputImageError(f"crop_size must be -1 (keep the framing) or {MIN_CROP_SIZE}..{image_size} pixels "
+                              f"(the object's longer side; the authors use 150-200), got {crop_size!r}")
+    return int(crop_size)
 
 
 def prepare_input(image: Image.Image | np.ndarray, mask: np.ndarray | None = None, crop_size: int = -1,
                   image_size: int = IMAGE_SIZE) -> PreparedInput:
     """Centre, scale and whiten an object image for SyncDreamer (see module doc)."""
-    if not isinstance(crop_size, (int, np.integer)) or isinstance(crop_size, bool) or not (
-        crop_size == -1 or 1 <= crop_size <= image_size
-    ):
-        raise InputImageError(f"crop_size must be -1 (keep the framing) or 1..{image_size} pixels, got {crop_size!r}")
+    crop_size = check_crop_size(crop_size, image_size)
     rgba = to_rgba(image, mask)
     if crop_size != -1:
-        alpha = np.asarray(rgba)[:, :, 3]
-        ys, xs = np.nonzero(alpha)
+        ys, xs = np.nonzero(rgba[..., 3])
         # The reference crops to (min, max) exclusive of max, dropping the last row/column.
-        box = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
-        if box[2] <= box[0] or box[3] <= box[1]:
+        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+        if x1 <= x0 or y1 <= y0:
             raise InputImageError("the object is a single pixel wide or tall; check the mask")
-        cropped = rgba.crop(box)
-        scale = crop_size / max(cropped.height, cropped.width)
-        new_w, new_h = max(1, int(scale * cropped.width)), max(1, int(scale * cropped.height))
-        rgba = _add_margin(cropped.resize((new_w, new_h), resample=Image.BICUBIC), image_size)
+        cropped = rgba[y0:y1, x0:x1]
+        width, height = fit_size(cropped.shape[1], cropped.shape[0], crop_size)
+        canvas = paste_centred(resize_rgba(cropped, width, height), image_size)
     else:
-        rgba = _add_margin(rgba, max(rgba.height, rgba.width))
-        rgba = rgba.resize((image_size, image_size), resample=Image.BICUBIC)
-    array = np.asarray(rgba).astype(np.float32) / 255.0
+        square = paste_centred(rgba, max(rgba.shape[:2]))
+        canvas = resize_rgba(square, image_size, image_size)
+    array = canvas.astype(np.float32) / 255.0
     alpha = array[:, :, 3:]
+    if (alpha[..., 0] > 0.5).mean() < MIN_OBJECT_SHARE:
+        raise InputImageError(
+            "after preparation the object covers almost nothing of the 256x256 input: raise crop_size or "
+            "check the mask")
     rgb = array[:, :, :3] * alpha + 1 - alpha
-    return PreparedInput(image=rgb.astype(np.float32), mask=alpha[:, :, 0].astype(np.float32))
+    return PreparedInput(image=rgb.astype(np.float32), mask=alpha[:, :, 0].astype(np.float32), rgba=canvas)

@@ -16,15 +16,15 @@ import helpers  # noqa: E402,F401 - puts the project on sys.path
 @pytest.fixture(scope="session")
 def tiny_checkpoint():
     """A randomly initialised checkpoint in the official layout (tiny network, small VAE/CLIP)."""
-    from syncdreamer_core.config import SyncDreamerConfig
-    from syncdreamer_core.official_layout import random_checkpoint
+    from syncdreamer_core.network.config import SyncDreamerConfig
+    from syncdreamer_core.weights.official_layout import random_checkpoint
 
     return random_checkpoint(SyncDreamerConfig.tiny(), seed=3)
 
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_checkpoint):
-    from syncdreamer_core.checkpoint import load_checkpoint
+    from syncdreamer_core.weights.checkpoint import load_checkpoint
 
     return load_checkpoint(tiny_checkpoint)
 
@@ -38,7 +38,7 @@ def tiny_pipeline(tiny_loaded):
 
 @pytest.fixture
 def random_cond():
-    from syncdreamer_core.denoiser import Conditioning
+    from syncdreamer_core.diffusion.denoiser import Conditioning
 
     generator = torch.Generator().manual_seed(11)
     return Conditioning(

@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from syncdreamer_core.checkpoint import (
+from syncdreamer_core.network.config import SyncDreamerConfig
+from syncdreamer_core.weights.checkpoint import (
     CheckpointError,
     convert_checkpoint,
     infer_config,
@@ -17,8 +18,7 @@ from syncdreamer_core.checkpoint import (
     read_state_dict,
     split_checkpoint,
 )
-from syncdreamer_core.config import SyncDreamerConfig
-from syncdreamer_core.official_layout import official_shapes
+from syncdreamer_core.weights.official_layout import official_shapes
 
 
 def meta_state_dict(shapes: dict) -> dict:

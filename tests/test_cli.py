@@ -10,7 +10,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from syncdreamer_core.cli import main
-from syncdreamer_core.io import EXAMPLES
+from syncdreamer_core.files import EXAMPLES
 
 
 def test_generate_without_a_checkpoint_says_what_to_get_and_where(tmp_path, monkeypatch, capsys):

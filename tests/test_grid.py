@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from syncdreamer_core.grid import (
+from syncdreamer_core.layout import (
     ViewLayoutError,
     compose_grid,
     compose_strip,

@@ -13,7 +13,7 @@ from helpers import ROOT
 from PIL import Image
 from safetensors.torch import save_file
 
-from syncdreamer_core.io import EXAMPLES
+from syncdreamer_core.files import EXAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +137,10 @@ def test_sampler_outputs_sixteen_raw_latents_per_candidate_deterministically(hos
 
 
 def test_ddim_with_ddim_uniform_equals_the_core_reference_sampler(host, prepared):
-    """Same seed -> the latents of syncdreamer_core.sampling.sample (the reference DDIM, eta 1)."""
+    """Same seed -> the latents of syncdreamer_core.diffusion.sampling.sample (the reference DDIM, eta 1)."""
     from syncdreamer_core.constants import VAE_SCALE_FACTOR
-    from syncdreamer_core.denoiser import SyncDenoiser
-    from syncdreamer_core.sampling import sample as core_sample
+    from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+    from syncdreamer_core.diffusion.sampling import sample as core_sample
 
     seed, steps = 7, 3
     (latent,) = sample(host, prepared, seed=seed, steps=steps)
@@ -219,7 +219,7 @@ def test_view_nodes_validate_shapes(host):
 
 
 def test_reconstruct_and_save_mesh(host):
-    from syncdreamer_core.io import load_views
+    from syncdreamer_core.files import load_views
 
     views = torch.from_numpy(load_views(EXAMPLES / "chicken-views.png").astype(np.float32) / 255)
     (mesh,) = node(host, "SyncDreamerReconstruct").reconstruct(views, "fast", 64)
@@ -234,7 +234,7 @@ def test_reconstruct_and_save_mesh(host):
 
 
 def test_quality_reconstruction_shows_progress_and_can_be_interrupted(host):
-    from syncdreamer_core.io import load_views
+    from syncdreamer_core.files import load_views
 
     views = torch.from_numpy(load_views(EXAMPLES / "chicken-views.png").astype(np.float32) / 255)
     comfy_stubs.ProgressBar.updates.clear()
@@ -257,7 +257,7 @@ def test_elevation_node(host):
 
 def test_estimate_elevation_node_recovers_view_zero(host):
     """View 0 of a set is itself seen from azimuth 0 at elevation 30: used as the input."""
-    from syncdreamer_core.io import load_views
+    from syncdreamer_core.files import load_views
     from syncdreamer_core.preprocess import prepare_input
 
     views = load_views(EXAMPLES / "chicken-views.png")

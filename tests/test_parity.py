@@ -28,8 +28,9 @@ def assert_close(ours: torch.Tensor, expected: torch.Tensor, name: str) -> None:
 
 class FixtureSet:
     def __init__(self, name: str, weights_file: str = "weights.safetensors"):
-        from syncdreamer_core.checkpoint import load_checkpoint
-        from syncdreamer_core.denoiser import Conditioning, SyncDenoiser
+        from syncdreamer_core.conditioning import Conditioning
+        from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+        from syncdreamer_core.weights.checkpoint import load_checkpoint
 
         root = require_shared(FIXTURES / name)
         self.config = json.loads((root / "config.json").read_text())
@@ -88,53 +89,53 @@ def test_noise_prediction_matches_with_guidance(fixture_set):
 
 
 def test_ddim_timesteps_match(fixture_set):
-    from syncdreamer_core.sampling import ddim_timesteps
+    from syncdreamer_core.diffusion.schedule import ddim_timesteps
 
-    ours = ddim_timesteps(fixture_set.config["ddim_steps"], fixture_set.model.betas)
+    ours = ddim_timesteps(fixture_set.config["ddim_steps"])
     assert ours.flip(0).tolist() == fixture_set.expected["ddim_timesteps"].tolist()
+
+
+def run_ddim(fixture_set, x_vp: torch.Tensor, timesteps: torch.Tensor, eta: float, noise, land: bool) -> torch.Tensor:
+    """The sampler every route uses (``diffusion.ddim.sample_ddim``) from the variance-preserving
+    latents ``x_vp`` at ``timesteps[0]`` through ``timesteps`` (then t = 0 when ``land``)."""
+    from syncdreamer_core.diffusion.ddim import sample_ddim
+    from syncdreamer_core.diffusion.sigma_denoiser import SigmaDenoiser
+
+    model = SigmaDenoiser(fixture_set.denoiser, fixture_set.cond, fixture_set.config["cfg_scale"])
+    sigmas = model.schedule.t_to_sigma(timesteps)
+    if land:
+        sigmas = torch.cat([sigmas, torch.zeros(1)])
+    x = x_vp.reshape(-1, *x_vp.shape[2:]) * (1 + sigmas[0] ** 2) ** 0.5
+    draws = iter(noise) if noise is not None else None
+    out = sample_ddim(model, x, sigmas, eta=eta, noise_sampler=(lambda s, sn: next(draws)) if draws else None,
+                      terminal_sigma=float(model.schedule.sigma_min))
+    if not land:
+        out = out / (1 + sigmas[-1] ** 2) ** 0.5
+    return out.reshape(x_vp.shape)
 
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_one_ddim_step_matches(fixture_set, eta):
-    from syncdreamer_core.sampling import ddim_step, ddim_timesteps
+    from syncdreamer_core.diffusion.schedule import ddim_timesteps
 
-    steps = fixture_set.config["ddim_steps"]
-    first = int(ddim_timesteps(steps, fixture_set.model.betas)[0])
-    noise = fixture_set.inputs["step_noise"] if eta else None
-    x_prev = ddim_step(fixture_set.denoiser, fixture_set.inputs["x_t"], first, steps, fixture_set.cond,
-                       fixture_set.config["cfg_scale"], eta, noise)
+    timesteps = ddim_timesteps(fixture_set.config["ddim_steps"])[:2]
+    noise = [fixture_set.inputs["step_noise"]] if eta else None
+    x_prev = run_ddim(fixture_set, fixture_set.inputs["x_t"], timesteps, eta, noise, land=False)
     assert_close(x_prev, fixture_set.expected[f"ddim_step_eta{int(eta)}"], f"DDIM step eta={eta}")
 
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_run_matches(fixture_set, eta):
-    from syncdreamer_core.sampling import sample
+    from syncdreamer_core.diffusion.schedule import ddim_timesteps
 
-    result = sample(fixture_set.denoiser, fixture_set.cond, fixture_set.config["ddim_steps"],
-                    fixture_set.config["cfg_scale"], eta, x_T=fixture_set.inputs["x_T"],
-                    step_noise=fixture_set.inputs["run_noise"] if eta else None)
+    timesteps = ddim_timesteps(fixture_set.config["ddim_steps"])
+    noise = list(fixture_set.inputs["run_noise"]) if eta else None
+    result = run_ddim(fixture_set, fixture_set.inputs["x_T"], timesteps, eta, noise, land=True)
     assert_close(result, fixture_set.expected[f"ddim_run_eta{int(eta)}"], f"DDIM run eta={eta}")
 
 
-def test_sigma_space_ddim_reproduces_the_reference_run(fixture_set):
-    """The k-diffusion form of DDIM (what host samplers drive) lands on the same latents."""
-    from syncdreamer_core.k_diffusion import SigmaDenoiser, sample_sync_ddim
-    from syncdreamer_core.sampling import ddim_timesteps
-
-    steps, cfg = fixture_set.config["ddim_steps"], fixture_set.config["cfg_scale"]
-    sigma_model = SigmaDenoiser(fixture_set.denoiser, fixture_set.cond, cfg)
-    schedule = sigma_model.schedule
-    sigmas = torch.cat([schedule.t_to_sigma(ddim_timesteps(steps, fixture_set.model.betas)), torch.zeros(1)])
-    x_T = fixture_set.inputs["x_T"]
-    x = x_T.reshape(-1, *x_T.shape[2:]) * (1 + sigmas[0] ** 2) ** 0.5
-    noise = iter(fixture_set.inputs["run_noise"])
-    result = sample_sync_ddim(sigma_model, x, sigmas, eta=1.0, noise_sampler=lambda s, sn: next(noise),
-                              terminal_sigma=schedule.sigma_min)
-    assert_close(result.reshape(x_T.shape), fixture_set.expected["ddim_run_eta1"], "sigma-space DDIM run")
-
-
 def test_lightning_checkpoint_loads_the_same_weights():
-    from syncdreamer_core.checkpoint import load_checkpoint
+    from syncdreamer_core.weights.checkpoint import load_checkpoint
 
     safetensors = FixtureSet("parity-a")
     ckpt = load_checkpoint(FIXTURES / "parity-a" / "weights.ckpt", num_heads=safetensors.config["num_heads"],

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from syncdreamer_core.io import EXAMPLES
+from syncdreamer_core.files import EXAMPLES
 from syncdreamer_core.pipeline import elevation_radians
 
 

@@ -26,11 +26,8 @@ def load_eval_mesh():
 
 def render_views(mesh: trimesh.Trimesh, size: int = 128) -> np.ndarray:
     """Mesh with vertex colours rendered on white at the 16 cameras, uint8."""
-    cameras = target_cameras()
-    K = cameras.K.double().numpy() * np.array([[size / 256], [size / 256], [1]])
-    poses = cameras.poses.double().numpy()
-    return np.stack([(shade_vertex_colors(mesh, cast(mesh, K[i], poses[i], size, size)) * 255).astype(np.uint8)
-                     for i in range(16)])
+    cameras = target_cameras().scaled(size)
+    return np.stack([(shade_vertex_colors(mesh, cast(mesh, cameras, i)) * 255).astype(np.uint8) for i in range(16)])
 
 
 @pytest.fixture(scope="module")

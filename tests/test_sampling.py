@@ -1,13 +1,18 @@
-"""The synchronized sampler: determinism, the memory knob, any step count, other samplers."""
+"""The synchronized sampler: determinism, per-instance streams, the memory knob, any step
+count, other samplers."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from syncdreamer_core.denoiser import Conditioning, SyncDenoiser
-from syncdreamer_core.k_diffusion import SigmaDenoiser, reference_noise_sampler, sample_sync_ddim
-from syncdreamer_core.sampling import ddim_timesteps, sample
+from syncdreamer_core.conditioning import Conditioning
+from syncdreamer_core.diffusion.ddim import sample_ddim, seed_noise_sampler
+from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+from syncdreamer_core.diffusion.noise import NoiseStream, instance_seed
+from syncdreamer_core.diffusion.sampling import reference_sigmas, sample
+from syncdreamer_core.diffusion.schedule import ddim_timesteps
+from syncdreamer_core.diffusion.sigma_denoiser import SigmaDenoiser
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +20,32 @@ def denoiser(tiny_loaded):
     return SyncDenoiser(tiny_loaded.model, batch_view_num=8)
 
 
+def two_instances(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return Conditioning(torch.randn(2, 1, 768, generator=g), torch.randn(2, 4, 32, 32, generator=g),
+                        torch.tensor([0.2, -0.1]))
+
+
 def test_same_seed_same_result_other_seed_other_result(denoiser, random_cond):
-    run = lambda seed: sample(denoiser, random_cond, 2, 2.0, 1.0, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    run = lambda seed: sample(denoiser, random_cond, 2, 2.0, 1.0, seed=seed)  # noqa: E731
     a, b, c = run(5), run(5), run(6)
     assert a.shape == (1, 16, 4, 32, 32)
     assert torch.equal(a, b)
     assert (a - c).abs().mean() > 0.1
+
+
+def test_instance_k_of_a_batch_is_the_single_run_with_seed_plus_k(denoiser):
+    cond = two_instances()
+    together = sample(denoiser, cond, 3, 2.0, 1.0, seed=40)
+    for k in range(2):
+        alone = sample(denoiser, cond.instance(k), 3, 2.0, 1.0, seed=40 + k)
+        assert torch.equal(together[k:k + 1], alone)
+
+
+def test_the_largest_seed_wraps_to_zero_for_the_next_instance():
+    assert instance_seed(2**64 - 1, 1) == 0
+    with pytest.raises(ValueError, match="seed must be an integer in 0..2\\*\\*64-1"):
+        instance_seed(2**64, 0)
 
 
 @pytest.mark.parametrize("batch_view_num", [1, 3, 16])
@@ -31,16 +56,19 @@ def test_batch_view_num_never_changes_the_noise_prediction(denoiser, random_cond
     assert torch.allclose(denoiser(x, t, random_cond, 2.0, batch_view_num), reference, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("bad", [0, 17, 2.5, True])
+def test_batch_view_num_out_of_range_is_an_error(tiny_loaded, bad):
+    with pytest.raises(ValueError, match="batch_view_num must be an integer in 1..16"):
+        SyncDenoiser(tiny_loaded.model, bad)
+
+
 def test_instances_in_one_batch_are_independent(denoiser):
-    g = torch.Generator().manual_seed(1)
-    cond = Conditioning(torch.randn(2, 1, 768, generator=g), torch.randn(2, 4, 32, 32, generator=g),
-                        torch.tensor([0.2, -0.1]))
-    x = torch.randn(2, 16, 4, 32, 32, generator=g)
+    cond = two_instances()
+    x = torch.randn(2, 16, 4, 32, 32, generator=torch.Generator().manual_seed(2))
     t = torch.tensor([400, 900])
     together = denoiser(x, t, cond, 2.0)
     for i in range(2):
-        alone = denoiser(x[i:i + 1], t[i:i + 1],
-                         Conditioning(cond.clip_embed[i:i + 1], cond.input_latent[i:i + 1], cond.elevation[i:i + 1]), 2.0)
+        alone = denoiser(x[i:i + 1], t[i:i + 1], cond.instance(i), 2.0)
         assert torch.allclose(together[i:i + 1], alone, atol=1e-5, rtol=1e-4)
 
 
@@ -54,39 +82,66 @@ def test_every_view_depends_on_every_other_view(denoiser, random_cond):
     assert (denoiser(x2, t, random_cond, 1.0)[0, 0] - base[0, 0]).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("steps", [3, 7, 50])
-def test_any_step_count_gives_that_many_timesteps(denoiser, steps):
-    timesteps = ddim_timesteps(steps, denoiser.model.betas)
+def test_the_denoiser_checks_for_cancel_between_view_chunks(tiny_loaded, random_cond):
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stop
+
+    denoiser = SyncDenoiser(tiny_loaded.model, 4, between_chunks=check)
+    with pytest.raises(Stop):
+        denoiser(torch.zeros(1, 16, 4, 32, 32), torch.tensor([500]), random_cond, 2.0)
+    assert len(calls) == 2  # stopped before the second of four chunks
+
+
+@pytest.mark.parametrize("steps", [3, 7, 50, 999])
+def test_any_step_count_gives_that_many_timesteps(steps):
+    timesteps = ddim_timesteps(steps)
     assert len(timesteps) == steps and int(timesteps.max()) < 1000 and int(timesteps.min()) == 1
     assert torch.all(timesteps[:-1] > timesteps[1:])
 
 
-def test_fifty_steps_are_the_reference_timesteps(denoiser):
-    assert ddim_timesteps(50, denoiser.model.betas).flip(0).tolist() == list(range(1, 1000, 20))
+def test_fifty_steps_are_the_reference_timesteps():
+    assert ddim_timesteps(50).flip(0).tolist() == list(range(1, 1000, 20))
 
 
 def test_a_non_dividing_step_count_samples(denoiser, random_cond):
-    result = sample(denoiser, random_cond, 3, 2.0, generator=torch.Generator().manual_seed(0))
+    result = sample(denoiser, random_cond, 3, 2.0, seed=0)
     assert torch.isfinite(result).all()
 
 
 def test_dpm_solver_runs(denoiser, random_cond):
-    result = sample(denoiser, random_cond, 2, 2.0, scheduler="dpmpp_2m", generator=torch.Generator().manual_seed(0))
+    result = sample(denoiser, random_cond, 2, 2.0, sampler="dpmpp_2m", seed=0)
     assert result.shape == (1, 16, 4, 32, 32) and torch.isfinite(result).all()
 
 
-def test_host_style_ddim_with_the_seed_equals_the_reference_sampler(denoiser, random_cond):
-    """Driving the sigma-form DDIM with the seed's noise reproduces ``sample`` exactly."""
+def test_dpm_solver_at_many_steps_approaches_deterministic_ddim(denoiser, random_cond):
+    """Both integrate the same ODE: with eta 0 and enough steps they meet."""
+    ddim = sample(denoiser, random_cond, 40, 2.0, eta=0.0, seed=3)
+    dpm = sample(denoiser, random_cond, 40, 2.0, sampler="dpmpp_2m", seed=3)
+    few = sample(denoiser, random_cond, 4, 2.0, sampler="dpmpp_2m", seed=3)
+    far = float((few - ddim).norm() / ddim.norm())
+    near = float((dpm - ddim).norm() / ddim.norm())
+    assert near < far and near < 0.05, (near, far)
+
+
+def test_host_style_driving_with_the_seed_equals_the_core_sampler(denoiser, random_cond):
+    """A host that draws the starting noise from the seed and lets the DDIM sampler draw the
+    rest from the same seed lands on the core sampler's latents exactly."""
     seed, steps = 42, 3
-    reference = sample(denoiser, random_cond, steps, 2.0, 1.0, generator=torch.Generator().manual_seed(seed))
+    reference = sample(denoiser, random_cond, steps, 2.0, 1.0, seed=seed)
     model = SigmaDenoiser(denoiser, random_cond, 2.0)
-    sigmas = torch.cat([model.schedule.t_to_sigma(ddim_timesteps(steps, denoiser.model.betas)), torch.zeros(1)])
+    sigmas = reference_sigmas(model, steps)
     shape = (16, 4, 32, 32)
-    noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    x = noise * (1 + sigmas[0] ** 2) ** 0.5
-    result = sample_sync_ddim(model, x, sigmas, eta=1.0, noise_sampler=reference_noise_sampler(seed, shape),
-                              terminal_sigma=model.schedule.sigma_min)
-    assert torch.allclose(result.reshape(reference.shape), reference, atol=1e-4, rtol=1e-4)
+    x = NoiseStream(seed, shape)() * (1 + sigmas[0] ** 2) ** 0.5
+    result = sample_ddim(model, x, sigmas, eta=1.0, noise_sampler=seed_noise_sampler(seed, shape),
+                         terminal_sigma=float(model.schedule.sigma_min))
+    assert torch.equal(result.reshape(reference.shape), reference)
 
 
 def test_sigma_denoiser_checks_whole_instances(denoiser, random_cond):
@@ -95,10 +150,27 @@ def test_sigma_denoiser_checks_whole_instances(denoiser, random_cond):
         model(torch.zeros(8, 4, 32, 32), torch.tensor([1.0]))
 
 
-@pytest.mark.parametrize("steps", [0, 1001, 2.5])
+@pytest.mark.parametrize("steps", [0, 1000, 2.5])
 def test_invalid_step_counts_are_errors(denoiser, random_cond, steps):
-    with pytest.raises(ValueError, match="steps must be an integer"):
+    with pytest.raises(ValueError, match="steps must be an integer in 1..999"):
         sample(denoiser, random_cond, steps)
+
+
+@pytest.mark.parametrize("cfg,eta", [(float("nan"), 1.0), (2.0, float("nan")), (float("inf"), 1.0), (2.0, -1.0)])
+def test_non_finite_guidance_or_eta_is_an_error(denoiser, random_cond, cfg, eta):
+    with pytest.raises(ValueError, match="cfg|eta"):
+        sample(denoiser, random_cond, 2, cfg, eta)
+
+
+def test_non_finite_latents_are_an_error_not_black_views(tiny_checkpoint, random_cond):
+    from syncdreamer_core.diffusion.sampling import SamplingError
+    from syncdreamer_core.weights.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(tiny_checkpoint, with_vae=False, with_clip=False)
+    with torch.no_grad():
+        loaded.model.unet.out[2].bias.fill_(float("inf"))
+    with pytest.raises(SamplingError, match="NaN or infinite latents"):
+        sample(SyncDenoiser(loaded.model), random_cond, 1, 2.0)
 
 
 def test_wrong_elevation_type_is_an_error():

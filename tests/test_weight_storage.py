@@ -9,9 +9,10 @@ import torch
 from helpers import FIXTURES, require_shared
 from safetensors.torch import load_file
 
-from syncdreamer_core.checkpoint import NETWORK_BUFFERS, load_checkpoint
-from syncdreamer_core.denoiser import Conditioning, SyncDenoiser
-from syncdreamer_core.weight_storage import stored_weight_bytes
+from syncdreamer_core.conditioning import Conditioning
+from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+from syncdreamer_core.weights.checkpoint import NETWORK_BUFFERS, load_checkpoint
+from syncdreamer_core.weights.storage import stored_weight_bytes
 
 
 def test_fp16_storage_equals_rounded_weights_in_fp32():

@@ -8,13 +8,15 @@ favour looking at the surface head-on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import trimesh
 
 from ..cameras import CameraSet
-from .carving import project, sample_views
 from .raycast import cast
+from .views import sample_view_maps
 
 #: Sharpness of the head-on preference (cosine to this power).
 VIEW_WEIGHT_POWER = 4.0
@@ -22,36 +24,39 @@ VIEW_WEIGHT_POWER = 4.0
 DEPTH_TOLERANCE = 0.01
 
 
-def visibility(mesh: trimesh.Trimesh, cameras: CameraSet, image_size: int) -> np.ndarray:
+def visibility(mesh: trimesh.Trimesh, cameras: CameraSet, image_size: int,
+               per_view: Callable[[], None] | None = None) -> np.ndarray:
     """[N, V] bool: vertex v is seen unoccluded by view n."""
     vertices = torch.from_numpy(np.asarray(mesh.vertices, np.float32))
-    pixels, depth = project(vertices, cameras, image_size)
-    K = cameras.K.double().numpy() * np.array([[image_size / 256], [image_size / 256], [1]])
-    poses = cameras.poses.double().numpy()
+    cameras = cameras.scaled(image_size)
+    pixels, depth = cameras.project(vertices)
     visible = []
     for n in range(len(cameras)):
-        hits = cast(mesh, K[n], poses[n], image_size, image_size)
+        if per_view is not None:
+            per_view()
+        hits = cast(mesh, cameras, n)
         depth_map = torch.from_numpy(np.where(np.isfinite(hits.depth), hits.depth, 1e3)).float()[None, None]
         # The nearest surface around the projection, so vertices on silhouette edges count as seen.
         nearest = -torch.nn.functional.max_pool2d(-depth_map, 3, stride=1, padding=1)
-        surface = sample_views(nearest, pixels[n:n + 1], padding="border")[0, :, 0]
+        surface = sample_view_maps(nearest, pixels[n:n + 1], padding="border")[0, :, 0]
         inside = (pixels[n] >= 0).all(1) & (pixels[n] < image_size).all(1)
         visible.append((inside & (depth[n] <= surface * (1 + DEPTH_TOLERANCE))).numpy())
     return np.stack(visible)
 
 
-def vertex_colors(mesh: trimesh.Trimesh, colors: np.ndarray, masks: np.ndarray, cameras: CameraSet) -> np.ndarray:
+def vertex_colors(mesh: trimesh.Trimesh, colors: np.ndarray, masks: np.ndarray, cameras: CameraSet,
+                  per_view: Callable[[], None] | None = None) -> np.ndarray:
     """[V, 3] float colours in [0, 1] for the mesh vertices."""
     size = colors.shape[1]
     vertices = torch.from_numpy(np.asarray(mesh.vertices, np.float32))
     normals = torch.from_numpy(np.asarray(mesh.vertex_normals, np.float32))
-    pixels, _ = project(vertices, cameras, size)
+    pixels, _ = cameras.scaled(size).project(vertices)
     images = torch.from_numpy(colors).permute(0, 3, 1, 2).float()
-    sampled = sample_views(images, pixels)  # N,V,3
-    on_mask = sample_views(torch.from_numpy(masks).float()[:, None], pixels)[..., 0] > 0.5
+    sampled = sample_view_maps(images, pixels)  # N,V,3
+    on_mask = sample_view_maps(torch.from_numpy(masks).float()[:, None], pixels)[..., 0] > 0.5
     to_camera = cameras.centers().float()[:, None, :] - vertices[None]
     cosine = (torch.nn.functional.normalize(to_camera, dim=-1) * normals[None]).sum(-1).clamp(min=0)
-    seen = torch.from_numpy(visibility(mesh, cameras, size)) & on_mask
+    seen = torch.from_numpy(visibility(mesh, cameras, size, per_view)) & on_mask
     weights = cosine**VIEW_WEIGHT_POWER * seen
     # Vertices no view sees (e.g. under the object) fall back to any view that faces them at all.
     fallback = weights.sum(0) <= 1e-8

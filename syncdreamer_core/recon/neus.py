@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from ..cameras import CameraSet
-from .carving import DEFAULT_BOUND, VolumeGrid, resample_grid
+from .fields import DEFAULT_BOUND, VolumeGrid, grid_points, resample_grid
+from .views import sample_view_maps
 
 #: Called after every iteration with (iteration, total); may raise to stop.
 IterationCallback = Callable[[int, int], None]
@@ -73,13 +74,8 @@ def _ray_batch(colors: torch.Tensor, masks: torch.Tensor, cameras: CameraSet, co
     fg = torch.nonzero(masks)
     pick = fg[torch.randint(0, len(fg), (count // 2,), generator=generator)]
     view[: count // 2], rows[: count // 2], cols[: count // 2] = pick[:, 0], pick[:, 1], pick[:, 2]
-    K = cameras.K[view] * torch.tensor([[size / 256], [size / 256], [1.0]])
-    R, t = cameras.poses[view, :, :3], cameras.poses[view, :, 3]
-    pixel = torch.stack([cols + torch.rand(count, generator=generator), rows + torch.rand(count, generator=generator),
-                         torch.ones(count)], -1)
-    camera_dir = torch.linalg.solve(K, pixel[..., None])[..., 0]
-    direction = F.normalize((R.transpose(1, 2) @ camera_dir[..., None])[..., 0], dim=-1)
-    origin = -(R.transpose(1, 2) @ t[..., None])[..., 0]
+    pixel = torch.stack([cols + torch.rand(count, generator=generator), rows + torch.rand(count, generator=generator)], -1)
+    origin, direction = cameras.scaled(size).rays(view, pixel)
     return origin, direction, colors[view, rows, cols], masks[view, rows, cols].float()
 
 
@@ -119,12 +115,9 @@ def _gradient(sdf: torch.Tensor, spacing: float) -> torch.Tensor:
 
 def _initial_colors(colors: np.ndarray, cameras: CameraSet, resolution: int, bound: float) -> torch.Tensor:
     """Colour grid initialised with the mean of the views' colours at each point (logits)."""
-    from .carving import project, sample_views
-
-    axis = torch.linspace(-bound, bound, resolution)
-    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    pixels, _ = project(points, cameras, colors.shape[1])
-    sampled = sample_views(torch.from_numpy(colors).permute(0, 3, 1, 2).float(), pixels).mean(0)
+    points = grid_points(resolution, bound)
+    pixels, _ = cameras.scaled(colors.shape[1]).project(points)
+    sampled = sample_view_maps(torch.from_numpy(colors).permute(0, 3, 1, 2).float(), pixels).mean(0)
     return torch.logit(sampled.clamp(0.02, 0.98)).t().reshape(3, resolution, resolution, resolution)
 
 

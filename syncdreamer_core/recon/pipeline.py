@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import trimesh
 
 from ..cameras import CameraSet, target_cameras
-from .carving import DEFAULT_BOUND, VolumeGrid, clean_mesh, field_to_mesh, resample_grid, visual_hull
+from .carving import POINT_CHUNK, visual_hull
 from .coloring import paint, vertex_colors
-from .neus import IterationCallback, RefineSettings, refine_sdf
+from .fields import DEFAULT_BOUND, VolumeGrid, field_to_mesh, resample_grid
+from .mesh_tools import clean_mesh
+from .neus import RefineSettings, refine_sdf
 from .views import ViewSet, prepare_views
+
+#: Called with (units done, total units); raise from it to stop.
+Progress = Callable[[int, int], None]
+
+
+class Ticker:
+    """Counts units of work across the phases of a reconstruction and reports them."""
+
+    def __init__(self, total: int, callback: Progress | None):
+        self.total, self.done, self.callback = total, 0, callback
+
+    def __call__(self, *_args) -> None:
+        self.done += 1
+        if self.callback is not None:
+            self.callback(min(self.done, self.total), self.total)
 
 
 @dataclass
@@ -26,10 +45,10 @@ class ReconstructionResult:
 
 
 def _finish(field, views: ViewSet, cameras: CameraSet, smooth_iterations: int, max_faces: int | None,
-            color: bool, recentre: bool) -> tuple[trimesh.Trimesh, np.ndarray]:
+            color: bool, recentre: bool, tick: Ticker | None = None) -> tuple[trimesh.Trimesh, np.ndarray]:
     mesh = clean_mesh(field_to_mesh(field), smooth_iterations=smooth_iterations, max_faces=max_faces)
     if color:
-        paint(mesh, vertex_colors(mesh, views.colors, views.masks, cameras))
+        paint(mesh, vertex_colors(mesh, views.colors, views.masks, cameras, tick))
     offset = recentring_offset(mesh) if recentre else np.zeros(3)
     mesh.apply_translation(offset)
     return mesh, offset
@@ -50,18 +69,20 @@ def recentring_offset(mesh: trimesh.Trimesh) -> np.ndarray:
 def reconstruct_fast(views: np.ndarray, masks: np.ndarray | None = None, resolution: int = 128,
                      vote_tolerance: int = 2, smooth_iterations: int = 10, max_faces: int | None = None,
                      color: bool = True, centred_bbox: bool = True, recentre: bool = True,
-                     return_details: bool = False):
+                     callback: Progress | None = None, return_details: bool = False):
     """16 views [16, H, W, 3|4] -> coloured trimesh in the object frame (seconds on a CPU).
 
     ``vote_tolerance``: how many views may disagree with the others (bad masks) and be
     left out of the carving. ``recentre``: centre the result horizontally (see
-    ``recentring_offset``).
+    ``recentring_offset``). ``callback(done, total)`` reports carving chunks and coloured
+    views (raise from it to stop).
     """
     started = time.perf_counter()
     viewset = prepare_views(views, masks)
     cameras = target_cameras()
-    hull, trusted = visual_hull(viewset.masks, cameras, resolution, DEFAULT_BOUND, vote_tolerance, centred_bbox)
-    mesh, offset = _finish(hull, viewset, cameras, smooth_iterations, max_faces, color, recentre)
+    tick = Ticker(math.ceil(resolution**3 / POINT_CHUNK) + (len(cameras) if color else 0), callback)
+    hull, trusted = visual_hull(viewset.masks, cameras, resolution, DEFAULT_BOUND, vote_tolerance, centred_bbox, tick)
+    mesh, offset = _finish(hull, viewset, cameras, smooth_iterations, max_faces, color, recentre, tick)
     result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started, offset)
     return result if return_details else mesh
 
@@ -70,7 +91,7 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
                         resolution: int = 96, mesh_resolution: int = 192, vote_tolerance: int = 2,
                         smooth_iterations: int = 5, max_faces: int | None = None, color: bool = True,
                         centred_bbox: bool = True, recentre: bool = True, seed: int = 0, device: str = "cpu",
-                        callback: IterationCallback | None = None, return_details: bool = False):
+                        callback: Progress | None = None, return_details: bool = False):
     """The fast hull refined by NeuS-style SDF optimisation (minutes on a CPU).
 
     ``steps``/``resolution`` trade time for detail; ``callback(i, total)`` is called every
@@ -83,8 +104,8 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
     trusted_set = set(trusted)
     keep = np.array([i in trusted_set for i in range(len(viewset.masks))])
     settings = RefineSettings(steps=steps, resolution=resolution, seed=seed)
-    refined = refine_sdf(hull, viewset.colors[keep], viewset.masks[keep], _subset(cameras, keep), settings,
-                         DEFAULT_BOUND, callback, device)
+    refined = refine_sdf(hull, viewset.colors[keep], viewset.masks[keep], cameras.subset(np.nonzero(keep)[0]),
+                         settings, DEFAULT_BOUND, callback, device)
     spacing = 2 * DEFAULT_BOUND / (mesh_resolution - 1)
     # Keep what no camera could observe (under the object) as the hull had it.
     fine = np.minimum(resample_grid(refined.values, mesh_resolution), resample_grid(hull.values, mesh_resolution) + 2 * spacing)
@@ -92,10 +113,3 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
     mesh, offset = _finish(field, viewset, cameras, smooth_iterations, max_faces, color, recentre)
     result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started, offset)
     return result if return_details else mesh
-
-
-def _subset(cameras: CameraSet, keep: np.ndarray) -> CameraSet:
-    import torch
-
-    index = torch.from_numpy(np.nonzero(keep)[0])
-    return CameraSet(cameras.K[index], cameras.poses[index], cameras.azimuths[index], cameras.elevations[index])

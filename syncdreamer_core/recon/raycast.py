@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 import trimesh
+
+from ..cameras import CameraSet
 
 
 @dataclass
@@ -26,36 +29,23 @@ class RayHits:
         return self.face >= 0
 
 
-def camera_rays(K: np.ndarray, pose: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Origins [H*W, 3] and unit directions [H*W, 3] through pixel centres, world frame."""
-    rows, cols = np.mgrid[0:height, 0:width]
-    pixels = np.stack([cols + 0.5, rows + 0.5, np.ones_like(cols, dtype=np.float64)], -1).reshape(-1, 3)
-    camera_dirs = pixels @ np.linalg.inv(K).T
-    R, t = pose[:, :3], pose[:, 3]
-    directions = camera_dirs @ R  # R^T d for each row
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    origin = -R.T @ t
-    return np.broadcast_to(origin, directions.shape).copy(), directions
-
-
-def cast(mesh: trimesh.Trimesh, K: np.ndarray, pose: np.ndarray, height: int = 256, width: int = 256) -> RayHits:
-    """First hits of the rays of one camera."""
-    origins, directions = camera_rays(np.asarray(K, np.float64), np.asarray(pose, np.float64), height, width)
+def cast(mesh: trimesh.Trimesh, cameras: CameraSet, view: int) -> RayHits:
+    """First hits of the rays through every pixel centre of camera ``view`` (images of
+    ``cameras.image_size`` pixels)."""
+    cameras = cameras.to(torch.float64)
+    origins, directions = (t.numpy() for t in cameras.pixel_rays(view))
+    size = cameras.image_size
     locations, ray_index, face_index = mesh.ray.intersects_location(origins, directions, multiple_hits=False)
-    depth = np.full(height * width, np.inf)
-    face = np.full(height * width, -1, dtype=np.int64)
-    points = np.zeros((height * width, 3))
+    depth = np.full(size * size, np.inf)
+    face = np.full(size * size, -1, dtype=np.int64)
+    points = np.zeros((size * size, 3))
     if len(ray_index):
-        camera_points = locations @ np.asarray(pose)[:, :3].T + np.asarray(pose)[:, 3]
+        pose = cameras.poses[view].numpy()
+        camera_points = locations @ pose[:, :3].T + pose[:, 3]
         depth[ray_index] = camera_points[:, 2]
         face[ray_index] = face_index
         points[ray_index] = locations
-    return RayHits(depth.reshape(height, width), face.reshape(height, width), points.reshape(height, width, 3))
-
-
-def cast_views(mesh: trimesh.Trimesh, Ks: np.ndarray, poses: np.ndarray, height: int = 256,
-               width: int = 256) -> list[RayHits]:
-    return [cast(mesh, Ks[i], poses[i], height, width) for i in range(len(poses))]
+    return RayHits(depth.reshape(size, size), face.reshape(size, size), points.reshape(size, size, 3))
 
 
 def shade_vertex_colors(mesh: trimesh.Trimesh, hits: RayHits, background: float = 1.0) -> np.ndarray:

@@ -11,12 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
+from ..background import CONNECTIVITY, border_background, border_white_share
 from ..constants import VIEW_COUNT
 
-#: A pixel farther than this from white (max over channels, 0..255) is object.
+#: A pixel farther than this from white (max over channels, 0..255) is object (see ``background``).
 DEFAULT_WHITE_TOLERANCE = 18
+#: Share of the border that must be white for a view without alpha to have a background.
+MIN_BORDER_WHITE = 0.5
 #: A view whose mask covers less than this share of the image is "empty".
 MIN_COVERAGE = 0.002
 MAX_COVERAGE = 0.97
@@ -39,11 +44,21 @@ class ViewSet:
 
 
 def as_float_views(views: np.ndarray) -> np.ndarray:
+    """uint8 or float views in [0, 1] -> float32; NaN, infinite or 0..255 float values are refused."""
     views = np.asarray(views)
     if views.dtype == np.uint8:
         return views.astype(np.float32) / 255.0
     if not np.issubdtype(views.dtype, np.floating):
         raise ReconstructionInputError(f"views must be uint8 or float images, got dtype {views.dtype}")
+    finite = np.isfinite(views).reshape(len(views), -1).all(1)
+    if not finite.all():
+        raise ReconstructionInputError(
+            f"views {np.nonzero(~finite)[0].tolist()} contain NaN or infinite pixels (a failed generation or "
+            "decode?): regenerate them")
+    if views.min() < -0.01 or views.max() > 1.01:
+        raise ReconstructionInputError(
+            f"float views must be in 0..1, got {float(views.min()):g}..{float(views.max()):g}"
+            + (" (0..255 values: divide by 255)" if views.max() > 1.5 else ""))
     return np.clip(views.astype(np.float32), 0.0, 1.0)
 
 
@@ -63,25 +78,14 @@ def check_views(views: np.ndarray, view_count: int = VIEW_COUNT) -> np.ndarray:
     return views
 
 
-def border_white_share(image: np.ndarray, tolerance: float = DEFAULT_WHITE_TOLERANCE) -> float:
-    white = (1.0 - image).max(-1) * 255.0 <= tolerance
-    return float(np.concatenate([white[0], white[-1], white[:, 0], white[:, -1]]).mean())
-
-
 def white_background_masks(colors: np.ndarray, tolerance: float = DEFAULT_WHITE_TOLERANCE) -> np.ndarray:
-    """[N, H, W, 3] float -> [N, H, W] bool foreground, by flood fill of near-white
-    pixels from the border, then closing/opening and hole filling."""
+    """[N, H, W, 3] float -> [N, H, W] bool foreground: not the white background, cleaned
+    by an opening, a closing and hole filling."""
     masks = []
-    structure = ndimage.generate_binary_structure(2, 1)
     for image in colors:
-        distance = (1.0 - image).max(-1) * 255.0
-        white = distance <= tolerance
-        labels, _ = ndimage.label(white, structure)
-        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        background = np.isin(labels, border[border > 0])
-        foreground = ~background
-        foreground = ndimage.binary_opening(foreground, structure, iterations=1)
-        foreground = ndimage.binary_fill_holes(ndimage.binary_closing(foreground, structure, iterations=2))
+        foreground = ~border_background(image, tolerance)
+        foreground = ndimage.binary_opening(foreground, CONNECTIVITY, iterations=1)
+        foreground = ndimage.binary_fill_holes(ndimage.binary_closing(foreground, CONNECTIVITY, iterations=2))
         masks.append(foreground)
     return np.stack(masks)
 
@@ -117,7 +121,8 @@ def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
     full = [i for i, c in enumerate(coverage) if c > MAX_COVERAGE]
     if from_white:
         # Without alpha, a view whose border is not white has no background to find.
-        full = sorted(set(full) | {i for i, image in enumerate(colors) if border_white_share(image, white_tolerance) < 0.5})
+        full = sorted(set(full) | {i for i, image in enumerate(colors)
+                                   if border_white_share(image, white_tolerance) < MIN_BORDER_WHITE})
     if len(empty) > len(masks) // 2:
         raise ReconstructionInputError(
             f"no object found in views {empty}: they look all white (empty). Reconstruction needs the object "
@@ -127,3 +132,12 @@ def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
             f"views {full} are object everywhere (no white background found): pass foreground masks, or "
             "give views with the object on white")
     return ViewSet(colors.astype(np.float32), masks)
+
+
+def sample_view_maps(maps: torch.Tensor, pixels: torch.Tensor, padding: str = "border") -> torch.Tensor:
+    """Bilinear samples of per-view maps [N, C, H, W] at pixel coordinates [N, P, 2]
+    (pixel i spans [i, i + 1)) -> [N, P, C]."""
+    size = maps.shape[-1]
+    grid = (pixels / size * 2 - 1)[:, :, None, :]
+    values = F.grid_sample(maps, grid.to(maps.dtype), mode="bilinear", padding_mode=padding, align_corners=False)
+    return values[..., 0].permute(0, 2, 1)

@@ -62,8 +62,8 @@ class Server:
 
 def start_server(tmp_path_factory):
     root = _comfy_root()
-    from syncdreamer_core.config import SyncDreamerConfig
-    from syncdreamer_core.official_layout import random_checkpoint
+    from syncdreamer_core.network.config import SyncDreamerConfig
+    from syncdreamer_core.weights.official_layout import random_checkpoint
 
     base = tmp_path_factory.mktemp("comfyui-base")
     (base / "custom_nodes").mkdir()

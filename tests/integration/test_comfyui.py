@@ -88,13 +88,14 @@ def test_sampler_graph_runs_and_reproduces_the_reference_ddim(comfy):
     assert latents.shape == (16, 4, 32, 32)
 
     # The same run through syncdreamer_core alone.
-    from syncdreamer_core.checkpoint import load_checkpoint
+    from syncdreamer_core.weights.checkpoint import load_checkpoint
     from syncdreamer_core.constants import VAE_SCALE_FACTOR
-    from syncdreamer_core.denoiser import Conditioning, SyncDenoiser
-    from syncdreamer_core.encoders import clip_image_embedding
+    from syncdreamer_core.conditioning import Conditioning
+from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+    from syncdreamer_core.weights.encoders import clip_image_embedding
     from syncdreamer_core.pipeline import elevation_radians, input_latent_generator, sample_posterior
     from syncdreamer_core.preprocess import prepare_input
-    from syncdreamer_core.sampling import sample
+    from syncdreamer_core.diffusion.sampling import sample
 
     loaded = load_checkpoint(comfy.base / "models" / "syncdreamer" / TINY)
     prepared = prepare_input(Image.open(comfy.base / "input" / "syncdreamer_teapot.png"), crop_size=180)

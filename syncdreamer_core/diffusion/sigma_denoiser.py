@@ -1,11 +1,9 @@
 """The synchronized denoiser in the form k-diffusion-style samplers call it.
 
-k-diffusion samplers (and ComfyUI's, which descend from them) work on the
+k-diffusion samplers (ours in ``ddim.py``/``dpm_solver.py``, and ComfyUI's) work on the
 variance-exploding view of the same process: ``x = x_vp / sqrt(alpha_bar)`` at
 noise level ``sigma = sqrt((1 - alpha_bar) / alpha_bar)``, and call
-``model(x, sigma) -> denoised``. ``SigmaDenoiser`` is that callable;
-``sample_sync_ddim`` is the reference DDIM written as such a sampler, so a host
-that drives samplers this way reproduces the reference result exactly.
+``model(x, sigma) -> denoised``. ``SigmaDenoiser`` is that callable.
 
 Latent batches are instance-major: index ``instance * 16 + view``; every call
 must contain all views of each instance it holds.
@@ -13,15 +11,11 @@ must contain all views of each instance it holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-from .denoiser import Conditioning, SyncDenoiser
-from .sampling import reference_noise
+from ..conditioning import Conditioning
+from .denoiser import SyncDenoiser
 from .schedule import sigmas_from_alphas_cumprod
-
-NoiseSampler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class DiscreteSigmas(torch.nn.Module):
@@ -156,46 +150,3 @@ class SigmaDenoiser:
         sigma_b = per_instance_sigma(sigma.to(x.device), views_to_instances(x, N).shape[0], N)
         sigma_views = sigma_b.repeat_interleave(N) if x.ndim == 4 else sigma_b
         return x - eps * sigma_views.view(-1, *([1] * (x.ndim - 1))).to(x.dtype)
-
-
-def reference_noise_sampler(seed: int, shape: tuple[int, ...]) -> NoiseSampler:
-    """The per-step noise ``sampling.sample`` draws for ``seed`` (after the starting
-    noise), as a k-diffusion noise sampler."""
-    draws = reference_noise(shape, torch.Generator().manual_seed(seed))
-    next(draws)
-    return lambda sigma, sigma_next: next(draws)
-
-
-@torch.inference_mode()
-def sample_sync_ddim(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict | None = None,
-                     callback=None, disable: bool | None = None, eta: float = 1.0,
-                     noise_sampler: NoiseSampler | None = None,
-                     terminal_sigma: float | None = None) -> torch.Tensor:
-    """DDIM(eta) over ``sigmas`` as a k-diffusion sampler.
-
-    When ``sigmas`` ends in 0 and ``terminal_sigma`` is given, the last step lands on
-    that noise level (the reference lands on t=0, sigma ~ 0.029) and returns the latent
-    in variance-preserving scale, which is what the reference decodes.
-    """
-    extra_args = extra_args or {}
-    if eta > 0 and noise_sampler is None:
-        noise_sampler = reference_noise_sampler(int(extra_args.get("seed") or 0), tuple(x.shape))
-    s_in = x.new_ones([x.shape[0]])
-    steps = len(sigmas) - 1
-    for i in range(steps):
-        sigma, sigma_next = sigmas[i].float(), sigmas[i + 1].float()
-        denoised = model(x, sigma * s_in, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
-        lands_on_terminal = bool(sigma_next == 0) and terminal_sigma is not None
-        if lands_on_terminal:
-            sigma_next = torch.tensor(terminal_sigma, dtype=torch.float32)
-        alpha = 1 / (1 + sigma**2)
-        alpha_next = 1 / (1 + sigma_next**2)
-        eps = (x - denoised) / sigma
-        std = eta * ((1 - alpha_next) / (1 - alpha) * (1 - alpha / alpha_next)).clamp(min=0).sqrt()
-        x_vp = alpha_next.sqrt() * denoised + (1 - alpha_next - std**2).clamp(min=0).sqrt() * eps
-        if eta > 0 and i < steps - 1:
-            x_vp = x_vp + std * noise_sampler(sigma, sigma_next).to(x.device, x.dtype).reshape(x.shape)
-        x = x_vp if lands_on_terminal else x_vp / alpha_next.sqrt()
-    return x

@@ -18,17 +18,11 @@ from .attention import SpatialTransformer
 from .config import SyncDreamerConfig
 from .depth_attention import DepthTransformer
 from .embeddings import sinusoidal_embedding
+from .norms import GroupNorm
 
 
-class GroupNorm32(nn.GroupNorm):
-    """GroupNorm(32) computed in float32 whatever the activation dtype (as LDM does)."""
-
-    def forward(self, x):
-        return super().forward(x.float()).type(x.dtype)
-
-
-def normalization(channels: int) -> GroupNorm32:
-    return GroupNorm32(32, channels)
+def normalization(channels: int) -> GroupNorm:
+    return GroupNorm(32, channels)
 
 
 class ResBlock(nn.Module):
@@ -81,8 +75,10 @@ class UNetStage(nn.ModuleList):
 
 
 class DepthWiseAttentionUNet(nn.Module):
-    """Noise-prediction UNet. forward(x [B, 8, h, w], t [B], context [B, 1, 768],
-    volume_features {width: [B, d, D, width, width]}) -> eps [B, 4, h, w]."""
+    """Noise-prediction UNet: forward(x [B, 8, h, w], t [B], context [B, 1, 768],
+    volume_features {width: [B - zero_volume_rows, d, D, width, width]}, zero_volume_rows)
+    -> eps [B, 4, h, w]. The last ``zero_volume_rows`` rows read an all-zero frustum volume
+    (the unconditional branch of classifier-free guidance) without it being built."""
 
     def __init__(self, config: SyncDreamerConfig):
         super().__init__()
@@ -115,7 +111,8 @@ class DepthWiseAttentionUNet(nn.Module):
                 ds *= 2
 
         self.middle_block = UNetStage([ResBlock(ch, emb_dim), transformer(ch), ResBlock(ch, emb_dim)])
-        self.middle_conditions = DepthTransformer(ch, dims[levels - 1])
+        heads = config.depth_attention_heads
+        self.middle_conditions = DepthTransformer(ch, dims[levels - 1], heads)
 
         self.output_blocks = nn.ModuleList()
         self.output_conditions = nn.ModuleList()
@@ -134,12 +131,12 @@ class DepthWiseAttentionUNet(nn.Module):
                 self.output_blocks.append(UNetStage(layers))
                 if level < levels - 1:
                     self._condition_of_block[len(self.output_blocks) - 1] = len(self.output_conditions)
-                    self.output_conditions.append(DepthTransformer(ch, dims[block_level]))
+                    self.output_conditions.append(DepthTransformer(ch, dims[block_level], heads))
 
         self.out = nn.Sequential(normalization(ch), nn.SiLU(), nn.Conv2d(mc, config.out_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-                volume_features: dict[int, torch.Tensor]) -> torch.Tensor:
+                volume_features: dict[int, torch.Tensor], zero_volume_rows: int = 0) -> torch.Tensor:
         emb = self.time_embed(sinusoidal_embedding(timesteps, self.model_channels).to(x.dtype))
         skips = []
         h = x
@@ -147,10 +144,10 @@ class DepthWiseAttentionUNet(nn.Module):
             h = block(h, emb, context)
             skips.append(h)
         h = self.middle_block(h, emb, context)
-        h = self.middle_conditions(h, volume_features[h.shape[-1]])
+        h = self.middle_conditions(h, volume_features[h.shape[-1]], zero_volume_rows)
         for index, block in enumerate(self.output_blocks):
             h = block(torch.cat([h, skips.pop()], dim=1), emb, context)
             condition = self._condition_of_block.get(index)
             if condition is not None:
-                h = self.output_conditions[condition](h, volume_features[h.shape[-1]])
+                h = self.output_conditions[condition](h, volume_features[h.shape[-1]], zero_volume_rows)
         return self.out(h)

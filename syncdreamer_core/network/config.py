@@ -1,18 +1,12 @@
-"""Plain-data description of a SyncDreamer network; rebuilds the modules exactly."""
+"""Plain-data description of a SyncDreamer network: the one place its widths, depths and
+volume sizes are written. ``weights.checkpoint.infer_config`` reads them off a checkpoint."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-from .constants import (
-    CLIP_EMBED_DIM,
-    LATENT_CHANNELS,
-    TIME_EMBED_DIM,
-    UNET_IN_CHANNELS,
-    VIEW_COUNT,
-    VIEWPOINT_DIM,
-)
+from ..constants import LATENT_CHANNELS, VIEW_COUNT
 
 Dims4 = tuple[int, int, int, int]
 
@@ -21,8 +15,9 @@ Dims4 = tuple[int, int, int, int]
 class SyncDreamerConfig:
     """Hyper-parameters of the denoising network (VAE and CLIP are separate).
 
-    Everything except ``num_heads`` is determined by the weight shapes and is
-    inferred when a checkpoint is loaded (see ``checkpoint.infer_config``).
+    The weight shapes determine everything but ``num_heads`` and the volume sampling
+    (``spatial_volume_size``, ``frustum_depth_samples``, ``frustum_half_length``,
+    ``depth_attention_heads``), which are the released model's.
     """
 
     model_channels: int = 320
@@ -32,16 +27,30 @@ class SyncDreamerConfig:
     attention_resolutions: tuple[int, ...] = (4, 2, 1)
     num_heads: int = 8
     transformer_depth: int = 1
-    context_dim: int = CLIP_EMBED_DIM
-    in_channels: int = UNET_IN_CHANNELS
+    #: CLIP ViT-L/14 image embedding width (the cross-attention context).
+    context_dim: int = 768
+    #: Noisy target latent + input-view latent.
+    in_channels: int = 2 * LATENT_CHANNELS
     out_channels: int = LATENT_CHANNELS
     #: Channels of the spatial-volume 3D U-Net at 32/16/8/4 voxels.
     spatial_volume_dims: Dims4 = (64, 128, 256, 512)
     #: Channels of the frustum 3D U-Net, read by the depth-wise attention blocks.
     frustum_volume_dims: Dims4 = (64, 128, 256, 512)
     view_count: int = VIEW_COUNT
-    time_embed_dim: int = TIME_EMBED_DIM
-    viewpoint_dim: int = VIEWPOINT_DIM
+    #: Width of SyncDreamer's own time embedding (separate from the UNet's).
+    time_embed_dim: int = 256
+    #: [d_elevation, sin d_azimuth, cos d_azimuth, 0].
+    viewpoint_dim: int = 4
+    #: Channels each view contributes to the spatial volume.
+    target_encoder_channels: int = 16
+    #: Voxels per side of the spatial feature volume.
+    spatial_volume_size: int = 32
+    #: Depth samples of each view's frustum volume.
+    frustum_depth_samples: int = 48
+    #: Half length of the frustum along the viewing ray (the reference's rounding of sqrt(3)/2).
+    frustum_half_length: float = 0.86603
+    #: Heads of every depth-wise attention block (head width: half the volume channels).
+    depth_attention_heads: int = 4
 
     def __post_init__(self):
         # order-free: the reference lists (4, 2, 1)
@@ -54,6 +63,11 @@ class SyncDreamerConfig:
                 "SyncDreamer's UNet has four levels (latent 32 -> 16 -> 8 -> 4) so that every level "
                 f"meets a frustum-feature resolution; got channel_mult={self.channel_mult}"
             )
+        if self.in_channels != 2 * LATENT_CHANNELS or self.out_channels != LATENT_CHANNELS:
+            raise ValueError(
+                f"the UNet must take {2 * LATENT_CHANNELS} input channels (noisy latent + input-view latent) and "
+                f"predict {LATENT_CHANNELS}; got {self.in_channels} in, {self.out_channels} out"
+            )
         for name in ("spatial_volume_dims", "frustum_volume_dims"):
             dims = getattr(self, name)
             if len(dims) != 4 or any(d % 8 for d in dims):
@@ -61,8 +75,8 @@ class SyncDreamerConfig:
         widths = [self.model_channels * m for m in self.channel_mult]
         if any(w % 32 for w in widths):
             raise ValueError(f"UNet widths {widths} must be divisible by 32 (GroupNorm(32))")
-        if any(w % self.num_heads for w in widths):
-            raise ValueError(f"UNet widths {widths} must be divisible by num_heads={self.num_heads}")
+        if not isinstance(self.num_heads, int) or self.num_heads < 1 or any(w % self.num_heads for w in widths):
+            raise ValueError(f"num_heads must be a positive divisor of the UNet widths {widths}, got {self.num_heads}")
 
     @classmethod
     def official(cls) -> SyncDreamerConfig:
@@ -95,4 +109,3 @@ class SyncDreamerConfig:
             raise ValueError(f"unknown SyncDreamer config keys: {sorted(unknown)}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
-

@@ -14,12 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import FRUSTUM_DEPTH_SAMPLES, SPATIAL_VOLUME_SIZE, TARGET_ENCODER_CHANNELS
+from ..cameras import CameraSet
+from .config import SyncDreamerConfig
+from .norms import GroupNorm
 from .volume_geometry import frustum_grid, unprojection_grid
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(8, channels)
+def _norm(channels: int) -> GroupNorm:
+    return GroupNorm(8, channels)
 
 
 class ImageResBlockTV(nn.Module):
@@ -41,8 +43,7 @@ class ImageResBlockTV(nn.Module):
 class NoisyTargetViewEncoder(nn.Module):
     """Per-view encoder of a noisy target latent [BN, 4, h, w] -> [BN, 16, h, w]."""
 
-    def __init__(self, time_dim: int, view_dim: int, run_dim: int = 16,
-                 output_dim: int = TARGET_ENCODER_CHANNELS):
+    def __init__(self, time_dim: int, view_dim: int, output_dim: int, run_dim: int = 16):
         super().__init__()
         self.init_conv = nn.Conv2d(4, run_dim, 3, 1, 1)
         self.out_conv0 = ImageResBlockTV(run_dim, time_dim, view_dim)
@@ -190,13 +191,15 @@ class FrustumTV3DNet(nn.Module):
 class SpatialVolumeNet(nn.Module):
     """Builds the shared spatial volume and the per-view frustum features."""
 
-    def __init__(self, time_dim: int, view_dim: int, view_count: int,
-                 spatial_dims: tuple[int, int, int, int], frustum_dims: tuple[int, int, int, int]):
+    def __init__(self, config: SyncDreamerConfig):
         super().__init__()
-        self.view_count = view_count
-        self.target_encoder = NoisyTargetViewEncoder(time_dim, view_dim)
-        self.spatial_volume_feats = SpatialTime3DNet(time_dim, TARGET_ENCODER_CHANNELS * view_count, spatial_dims)
-        self.frustum_volume_feats = FrustumTV3DNet(spatial_dims[0], time_dim, view_dim, frustum_dims)
+        time_dim, view_dim = config.time_embed_dim, config.viewpoint_dim
+        self.config = config
+        self.target_encoder = NoisyTargetViewEncoder(time_dim, view_dim, config.target_encoder_channels)
+        self.spatial_volume_feats = SpatialTime3DNet(
+            time_dim, config.target_encoder_channels * config.view_count, config.spatial_volume_dims)
+        self.frustum_volume_feats = FrustumTV3DNet(
+            config.spatial_volume_dims[0], time_dim, view_dim, config.frustum_volume_dims)
         self._grid_cache: dict = {}
 
     def _grids(self, Ks: torch.Tensor, poses: torch.Tensor, feature_size: int):
@@ -205,7 +208,9 @@ class SpatialVolumeNet(nn.Module):
         grids = self._grid_cache.get(key)
         if grids is None:
             self._grid_cache.clear()
-            grids = (unprojection_grid(Ks, poses, feature_size), frustum_grid(Ks, poses, feature_size))
+            cameras = CameraSet(K=Ks, poses=poses).scaled(feature_size)
+            grids = (unprojection_grid(cameras, self.config.spatial_volume_size),
+                     frustum_grid(cameras, self.config.frustum_depth_samples, self.config.frustum_half_length))
             self._grid_cache[key] = grids
         return grids
 
@@ -214,7 +219,7 @@ class SpatialVolumeNet(nn.Module):
         """x: [B, N, 4, h, w] noisy latents, t_embed: [B, T], v_embed: [B, N, 4]
         -> spatial volume [B, d0, V, V, V]."""
         B, N, C, H, W = x.shape
-        V = SPATIAL_VOLUME_SIZE
+        V = self.config.spatial_volume_size
         unproject, _ = self._grids(Ks, poses, W)
         t_views = t_embed[:, None].expand(B, N, t_embed.shape[-1]).reshape(B * N, -1)
         features = self.target_encoder(x.reshape(B * N, C, H, W), t_views, v_embed.reshape(B * N, -1))
@@ -233,7 +238,7 @@ class SpatialVolumeNet(nn.Module):
         """
         B, C = spatial_volume.shape[:2]
         TN = view_indices.shape[0]
-        D = FRUSTUM_DEPTH_SAMPLES
+        D = self.config.frustum_depth_samples
         _, frustum = self._grids(Ks, poses, feature_size)
         grid = frustum[view_indices].to(spatial_volume.dtype)  # TN,D,h,w,3
         h, w = grid.shape[2:4]

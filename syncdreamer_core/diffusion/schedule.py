@@ -1,10 +1,14 @@
-"""The DDPM noise schedule (1000 steps, "scaled linear" as Stable Diffusion 1.x)."""
+"""The DDPM noise schedule (1000 steps, "scaled linear" as Stable Diffusion 1.x) and
+the reference's DDIM timesteps."""
 
 from __future__ import annotations
 
 import torch
 
-from .constants import BETA_END, BETA_START, NUM_TRAIN_TIMESTEPS
+from ..constants import BETA_END, BETA_START, NUM_TRAIN_TIMESTEPS
+
+#: The most DDIM steps the uniform spacing allows (with 1000 the last timestep would be 1000).
+MAX_STEPS = NUM_TRAIN_TIMESTEPS - 1
 
 
 def scaled_linear_betas(num_timesteps: int = NUM_TRAIN_TIMESTEPS) -> torch.Tensor:
@@ -32,3 +36,21 @@ def schedule_buffers(betas: torch.Tensor) -> dict[str, torch.Tensor]:
 def sigmas_from_alphas_cumprod(alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """Noise levels of the variance-exploding view used by k-diffusion samplers [T]."""
     return ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+
+
+def check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer in 1..{MAX_STEPS}, got {steps!r}")
+    return steps
+
+
+def ddim_timesteps(steps: int) -> torch.Tensor:
+    """The reference's "uniform" DDIM timesteps, noisiest first [steps] (long).
+
+    The reference takes ``range(0, 1000, c) + 1`` with ``c = 1000 // steps`` (1, 21, ...,
+    981 for 50 steps); for a step count that does not divide 1000 that list is longer
+    than ``steps`` and the reference fails, so only its first ``steps`` entries are kept.
+    """
+    check_steps(steps)
+    stride = NUM_TRAIN_TIMESTEPS // steps
+    return (torch.arange(steps, dtype=torch.long) * stride + 1).flip(0)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..network.config import SyncDreamerConfig
+from ..network.model import SyncDreamer
 from .checkpoint import CLIP_PREFIX, VAE_PREFIX, default_buffers
-from .config import SyncDreamerConfig
-from .model import SyncDreamer
 
 Shapes = dict[str, tuple[int, ...]]
 

@@ -17,7 +17,9 @@ from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from .constants import CLIP_IMAGE_SIZE, CLIP_MEAN, CLIP_STD, VAE_SCALE_FACTOR
+from ..conditioning import posterior_from_moments
+from ..constants import CLIP_IMAGE_SIZE, CLIP_MEAN, CLIP_STD, VAE_SCALE_FACTOR
+from .keys import CheckpointError, key_mismatch, shapes_of
 
 #: diffusers config of the SD 1.x VAE (ch 128, ch_mult 1,2,4,4, 2 res blocks, z 4).
 SD_VAE_CONFIG = {
@@ -35,7 +37,7 @@ SD_VAE_CONFIG = {
 }
 
 
-class EncoderWeightsError(ValueError):
+class EncoderWeightsError(CheckpointError):
     """The VAE or CLIP weights in a checkpoint do not have the expected layout."""
 
 
@@ -54,7 +56,7 @@ def vae_config(vae_sd: dict[str, torch.Tensor]) -> dict:
         channels = [vae_sd[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] for i in range(levels)]
         per_level = 1 + max(int(k.split(".")[4]) for k in vae_sd if k.startswith("encoder.down.0.block."))
         latent = vae_sd["post_quant_conv.weight"].shape[0]
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, IndexError) as error:
         raise EncoderWeightsError(
             f"the VAE weights (first_stage_model.*) are not in the LDM AutoencoderKL layout: missing {error}"
         ) from None
@@ -69,30 +71,20 @@ def build_vae(vae_sd: dict[str, torch.Tensor], dtype=torch.float32, device="cpu"
     converted = convert_ldm_vae_checkpoint(dict(vae_sd), config)
     with torch.device("meta"):
         vae = AutoencoderKL(**config)
-    expected = vae.state_dict()
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    if missing or unexpected:
-        raise EncoderWeightsError(
-            "the VAE weights (first_stage_model.*) are not a Stable Diffusion 1.x VAE: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-        )
+    problem = key_mismatch(shapes_of(vae), converted)
+    if problem:
+        raise EncoderWeightsError(f"the VAE weights (first_stage_model.*) are not a Stable Diffusion 1.x VAE: {problem}")
     converted = {k: v.to(device=device, dtype=dtype) for k, v in converted.items()}
     vae.load_state_dict(converted, strict=True, assign=True)
     _materialize(vae, device)
     return vae.eval().requires_grad_(False)
 
 
-def encode_image_latent(vae: AutoencoderKL, image: torch.Tensor,
-                        generator: torch.Generator | None = None, sample: bool = True) -> torch.Tensor:
-    """image [B, 3, H, W] in [-1, 1] -> latent [B, 4, H/8, W/8] times 0.18215.
-
-    The reference conditions on a *sample* of the VAE posterior, so the latent
-    depends on the seed; ``sample=False`` takes the posterior mean instead.
-    """
-    posterior = vae.encode(image.to(device=vae.device, dtype=vae.dtype)).latent_dist
-    latent = posterior.sample(generator=generator) if sample else posterior.mode()
-    return latent.float() * VAE_SCALE_FACTOR
+def vae_posterior(vae: AutoencoderKL, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """image [B, 3, H, W] in [-1, 1] -> mean and std of the latent posterior (raw scale, float32)."""
+    x = image.to(device=vae.device, dtype=vae.dtype)
+    moments = vae.quant_conv(vae.encoder(x)) if vae.quant_conv is not None else vae.encoder(x)
+    return posterior_from_moments(moments)
 
 
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
@@ -112,7 +104,9 @@ def openai_clip_config(visual_sd: dict[str, torch.Tensor]) -> CLIPVisionConfig:
         layers = 1 + max(int(k.split(".")[2]) for k in visual_sd if k.startswith("transformer.resblocks."))
         mlp = visual_sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
         projection = visual_sd["proj"].shape[1]
-    except (KeyError, ValueError) as error:
+        if width % 64 or positions < 2:
+            raise ValueError(f"a vision width of {width} and {positions} positions")
+    except (KeyError, ValueError, IndexError, TypeError) as error:
         raise EncoderWeightsError(
             f"the CLIP weights (clip_image_encoder.model.visual.*) are not an OpenAI CLIP vision tower: {error}"
         ) from None
@@ -168,14 +162,11 @@ def build_clip_vision(visual_sd: dict[str, torch.Tensor], dtype=torch.float32,
     converted = openai_clip_visual_to_transformers(visual_sd)
     with torch.device("meta"):
         model = CLIPVisionModelWithProjection(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
-    if missing or unexpected:
+    problem = key_mismatch(shapes_of(model), converted)
+    if problem:
         raise EncoderWeightsError(
-            f"CLIP vision weights do not fit ViT config {config.hidden_size}x{config.num_hidden_layers}: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
+            f"the CLIP vision weights (clip_image_encoder.model.visual.*) do not fit a ViT of width "
+            f"{config.hidden_size} and {config.num_hidden_layers} layers: {problem}")
     model.load_state_dict({k: v.to(device=device, dtype=dtype) for k, v in converted.items()},
                           strict=True, assign=True)
     embeddings = model.vision_model.embeddings
@@ -203,3 +194,20 @@ def clip_image_embedding(clip: CLIPVisionModelWithProjection, image: torch.Tenso
     """image [B, 3, H, W] in [-1, 1] -> projected CLIP embedding [B, 1, 768] (float32)."""
     pixels = clip_pixels(image).to(device=clip.device, dtype=clip.dtype)
     return clip(pixel_values=pixels).image_embeds.float()[:, None]
+
+
+class CheckpointEncoders:
+    """The checkpoint's own VAE and CLIP image encoder (``conditioning.InputEncoders``),
+    computing in their dtype on their device."""
+
+    def __init__(self, vae: AutoencoderKL, clip: CLIPVisionModelWithProjection):
+        self.vae = vae
+        self.clip = clip
+
+    @torch.inference_mode()
+    def posterior(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return vae_posterior(self.vae, pixels)
+
+    @torch.inference_mode()
+    def clip_embedding(self, pixels: torch.Tensor) -> torch.Tensor:
+        return clip_image_embedding(self.clip, pixels)

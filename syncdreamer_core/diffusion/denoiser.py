@@ -10,60 +10,26 @@ spatial volume (which has no input-image conditioning) is shared.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import torch
 
-from .constants import VAE_SCALE_FACTOR
-from .model import SyncDreamer
-
-
-@dataclass
-class Conditioning:
-    """What the input image contributes. ``clip_embed`` [B, 1, 768] CLIP ViT-L/14 image
-    embedding; ``input_latent`` [B, 4, 32, 32] VAE latent already multiplied by 0.18215;
-    ``elevation`` [B] input-view elevation in radians."""
-
-    clip_embed: torch.Tensor
-    input_latent: torch.Tensor
-    elevation: torch.Tensor
-
-    def __post_init__(self):
-        if self.clip_embed.ndim == 2:
-            self.clip_embed = self.clip_embed[:, None]
-        B = self.clip_embed.shape[0]
-        if self.input_latent.ndim != 4 or self.input_latent.shape[0] != B:
-            raise ValueError(
-                f"input_latent must be [B, 4, h, w] with B={B} like clip_embed, got {tuple(self.input_latent.shape)}"
-            )
-        if not torch.is_tensor(self.elevation) or not self.elevation.is_floating_point():
-            raise TypeError(
-                "elevation must be a float tensor of radians with one value per instance, "
-                f"got {type(self.elevation).__name__}"
-                + (f" of dtype {self.elevation.dtype}" if torch.is_tensor(self.elevation) else "")
-            )
-        if self.elevation.shape != (B,):
-            raise ValueError(f"elevation must have shape [{B}] (one per instance), got {tuple(self.elevation.shape)}")
-
-    @property
-    def batch_size(self) -> int:
-        return self.clip_embed.shape[0]
-
-    def repeat(self, times: int) -> Conditioning:
-        """Each instance repeated ``times`` times (instance-major), e.g. several candidates per input."""
-        return Conditioning(
-            self.clip_embed.repeat_interleave(times, 0),
-            self.input_latent.repeat_interleave(times, 0),
-            self.elevation.repeat_interleave(times, 0),
-        )
+from ..conditioning import Conditioning
+from ..constants import VAE_SCALE_FACTOR
+from ..network.model import SyncDreamer
 
 
 class SyncDenoiser:
-    """eps-prediction for B instances x N views at integer DDPM timesteps."""
+    """eps-prediction for B instances x N views at integer DDPM timesteps.
 
-    def __init__(self, model: SyncDreamer, batch_view_num: int = 8):
+    ``between_chunks`` is called before every chunk of views (a Cancel check: one
+    step of the full network takes a minute on a CPU)."""
+
+    def __init__(self, model: SyncDreamer, batch_view_num: int = 8,
+                 between_chunks: Callable[[], None] | None = None):
         self.model = model
-        self.batch_view_num = batch_view_num
+        self.batch_view_num = check_batch_view_num(batch_view_num, model.config.view_count)
+        self.between_chunks = between_chunks
 
     @property
     def view_count(self) -> int:
@@ -85,9 +51,7 @@ class SyncDenoiser:
         self._check(x, timesteps, cond)
         model = self.model
         dtype, device = model.dtype, model.device
-        chunk = batch_view_num or self.batch_view_num
-        if chunk < 1:
-            raise ValueError(f"batch_view_num must be >= 1, got {chunk}")
+        chunk = self.batch_view_num if batch_view_num is None else check_batch_view_num(batch_view_num, self.view_count)
         B, N, C, H, W = x.shape
         x = x.to(device=device, dtype=dtype)
         timesteps = timesteps.to(device)
@@ -99,6 +63,8 @@ class SyncDenoiser:
 
         eps_chunks = []
         for start in range(0, N, chunk):
+            if self.between_chunks is not None:
+                self.between_chunks()
             views = torch.arange(start, min(start + chunk, N), device=device)
             TN = views.shape[0]
             features = model.spatial_volume.frustum_features(
@@ -117,10 +83,14 @@ class SyncDenoiser:
         if cfg_scale == 1.0:
             return unet(torch.cat([x, concat], 1), t, context, features)
         # Conditional and unconditional halves in one batch. The unconditional half has zero
-        # context, zero input latent and zero volume features; the UNet's depth-wise attention
-        # treats rows beyond the features' batch as reading a zero volume, so those zeros are
-        # never built.
+        # context and zero input latent, and reads a zero volume, which is never built.
         x_in = torch.cat([torch.cat([x, concat], 1), torch.cat([x, torch.zeros_like(concat)], 1)])
         context_in = torch.cat([context, torch.zeros_like(context)])
-        eps_cond, eps_uncond = unet(x_in, torch.cat([t, t]), context_in, features).chunk(2)
+        eps_cond, eps_uncond = unet(x_in, torch.cat([t, t]), context_in, features, zero_volume_rows=x.shape[0]).chunk(2)
         return eps_uncond + cfg_scale * (eps_cond - eps_uncond)
+
+
+def check_batch_view_num(value, view_count: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= view_count:
+        raise ValueError(f"batch_view_num must be an integer in 1..{view_count}, got {value!r}")
+    return value

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .norms import GroupNorm, LayerNorm
+
 
 class CrossAttention(nn.Module):
     """Multi-head attention; self-attention when ``context`` is None."""
@@ -68,9 +70,9 @@ class BasicTransformerBlock(nn.Module):
         self.attn1 = CrossAttention(dim, heads=n_heads, dim_head=d_head)
         self.ff = FeedForward(dim)
         self.attn2 = CrossAttention(dim, context_dim=context_dim, heads=n_heads, dim_head=d_head)
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.norm3 = nn.LayerNorm(dim)
+        self.norm1 = LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
+        self.norm3 = LayerNorm(dim)
 
     def forward(self, x, context):
         x = self.attn1(self.norm1(x)) + x
@@ -84,7 +86,7 @@ class SpatialTransformer(nn.Module):
     def __init__(self, in_channels: int, n_heads: int, d_head: int, depth: int, context_dim: int):
         super().__init__()
         inner_dim = n_heads * d_head
-        self.norm = nn.GroupNorm(32, in_channels, eps=1e-6)
+        self.norm = GroupNorm(32, in_channels, eps=1e-6)
         self.proj_in = nn.Conv2d(in_channels, inner_dim, 1)
         self.transformer_blocks = nn.ModuleList(
             [BasicTransformerBlock(inner_dim, n_heads, d_head, context_dim) for _ in range(depth)]

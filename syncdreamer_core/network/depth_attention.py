@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import DEPTH_ATTENTION_HEADS
+from .norms import GroupNorm, group_norm_channel_last
 
 
 class DepthAttention(nn.Module):
@@ -48,44 +48,38 @@ class DepthAttention(nn.Module):
         return out.view(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
 
 
-def _group_norm_last(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
-    """GroupNorm of a channel-last tensor [b, ..., C] with the module's groups, eps and affine."""
-    b, channels = x.shape[0], x.shape[-1]
-    grouped = x.reshape(b, -1, norm.num_groups, channels // norm.num_groups)
-    var, mean = torch.var_mean(grouped, dim=(1, 3), keepdim=True, unbiased=False)
-    normed = ((grouped - mean) * torch.rsqrt(var + norm.eps)).reshape(x.shape)
-    return normed * norm.weight + norm.bias
-
-
 class DepthTransformer(nn.Module):
     """Residual block injecting frustum-volume features into a UNet feature map."""
 
-    def __init__(self, dim: int, context_dim: int, n_heads: int = DEPTH_ATTENTION_HEADS):
+    def __init__(self, dim: int, context_dim: int, n_heads: int):
         super().__init__()
         d_head = context_dim // 2
         inner_dim = n_heads * d_head
-        self.proj_in = nn.Sequential(nn.Conv2d(dim, inner_dim, 1), nn.GroupNorm(8, inner_dim), nn.SiLU())
+        self.proj_in = nn.Sequential(nn.Conv2d(dim, inner_dim, 1), GroupNorm(8, inner_dim), nn.SiLU())
         self.proj_context = nn.Sequential(
-            nn.Conv3d(context_dim, context_dim, 1, bias=False), nn.GroupNorm(8, context_dim), nn.ReLU()
+            nn.Conv3d(context_dim, context_dim, 1, bias=False), GroupNorm(8, context_dim), nn.ReLU()
         )
         self.depth_attn = DepthAttention(inner_dim, context_dim, n_heads, d_head)
         self.proj_out = nn.Sequential(
-            nn.GroupNorm(8, inner_dim), nn.ReLU(), nn.Conv2d(inner_dim, inner_dim, 3, 1, 1, bias=False),
-            nn.GroupNorm(8, inner_dim), nn.ReLU(), nn.Conv2d(inner_dim, dim, 3, 1, 1, bias=False),
+            GroupNorm(8, inner_dim), nn.ReLU(), nn.Conv2d(inner_dim, inner_dim, 3, 1, 1, bias=False),
+            GroupNorm(8, inner_dim), nn.ReLU(), nn.Conv2d(inner_dim, dim, 3, 1, 1, bias=False),
         )
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """x: [b, dim, h, w], context: [b', context_dim, D, h, w] with b' <= b -> [b, dim, h, w].
+    def forward(self, x: torch.Tensor, context: torch.Tensor, zero_volume_rows: int = 0) -> torch.Tensor:
+        """x: [b, dim, h, w], context: [b - zero_volume_rows, context_dim, D, h, w] -> [b, dim, h, w].
 
-        Rows of ``x`` beyond the context's batch read an all-zero volume (the unconditional
+        The last ``zero_volume_rows`` rows of ``x`` read an all-zero volume (the unconditional
         branch of classifier-free guidance), computed without materialising it.
         """
+        with_volume = x.shape[0] - zero_volume_rows
+        if context.shape[0] != with_volume:
+            raise ValueError(f"{x.shape[0]} feature rows with {zero_volume_rows} reading a zero volume need "
+                             f"{with_volume} volume rows, got {context.shape[0]}")
         h = self.proj_in(x)
-        with_volume = context.shape[0]
         attended = self.depth_attn(h[:with_volume], self.project_context(context))
-        if with_volume < x.shape[0]:
+        if zero_volume_rows:
             constant = self.zero_volume_output().to(attended.dtype)
-            rest = constant.view(1, -1, 1, 1).expand(x.shape[0] - with_volume, -1, *x.shape[2:])
+            rest = constant.view(1, -1, 1, 1).expand(zero_volume_rows, -1, *x.shape[2:])
             attended = torch.cat([attended, rest])
         return self.proj_out(attended) + x
 
@@ -95,7 +89,7 @@ class DepthTransformer(nn.Module):
         conv, norm, _ = self.proj_context
         last = context.permute(0, 3, 4, 2, 1)
         projected = last.reshape(-1, last.shape[-1]) @ conv.weight.flatten(1).t()
-        return torch.relu(_group_norm_last(projected.view(last.shape[:-1] + (-1,)), norm))
+        return torch.relu(group_norm_channel_last(projected.view(last.shape[:-1] + (-1,)), norm))
 
     def zero_volume_output(self) -> torch.Tensor:
         """Attention output [inner] for an all-zero volume. The projected context is then

@@ -5,10 +5,15 @@ All functions take and return channel-last image tensors ([..., H, W, C]).
 
 from __future__ import annotations
 
+import re
+
 import torch
 from einops import rearrange
 
 from .constants import VIEW_COUNT
+
+#: One entry of a view list: an index or a range "low-high".
+INDEX_PART = re.compile(r"(\d{1,9})(?:-(\d{1,9}))?")
 
 
 class ViewLayoutError(ValueError):
@@ -101,29 +106,34 @@ def select(views: torch.Tensor, indices: list[int], view_count: int = VIEW_COUNT
         raise ViewLayoutError(f"got {views.shape[0]} views, not a multiple of {view_count}")
     bad = [i for i in indices if not 0 <= i < view_count]
     if bad or not indices:
-        raise ViewLayoutError(f"view indices must be in 0..{view_count - 1}, got {indices}")
+        raise ViewLayoutError(f"view indices must be in 0..{view_count - 1}, got {bad[:5] or 'none'}")
     grouped = views.reshape(views.shape[0] // view_count, view_count, *views.shape[1:])
     picked = grouped[:, list(indices)]
     return picked.reshape(-1, *views.shape[1:])
 
 
 def parse_indices(text: str, view_count: int = VIEW_COUNT) -> list[int]:
-    """'0,4,8' or '0-3, 8' -> [0, 4, 8] / [0, 1, 2, 3, 8]."""
+    """'0,4,8' or '0-3, 8' -> [0, 4, 8] / [0, 1, 2, 3, 8]. Ranges are checked against the
+    view count before they are expanded."""
+    if not isinstance(text, str):
+        raise ViewLayoutError(f"view indices must be text like '0,4,8' or '0-3', got {type(text).__name__}")
     indices: list[int] = []
+    bad: list[str] = []
     for part in text.replace(" ", "").split(","):
         if not part:
             continue
-        try:
-            if "-" in part:
-                start, end = part.split("-", 1)
-                indices.extend(range(int(start), int(end) + 1))
-            else:
-                indices.append(int(part))
-        except ValueError:
-            raise ViewLayoutError(f"cannot read view index {part!r}; use numbers like '0,4,8' or '0-3'") from None
+        match = INDEX_PART.fullmatch(part)
+        if match is None:
+            raise ViewLayoutError(f"cannot read view index {part[:20]!r}; use numbers like '0,4,8' or '0-3'")
+        first = int(match[1])
+        last = int(match[2]) if match[2] is not None else first
+        if not (0 <= first <= last < view_count):
+            bad.append(part)
+            continue
+        indices.extend(range(first, last + 1))
+    if bad:
+        shown = ", ".join(repr(b[:20]) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ViewLayoutError(f"view indices must be in 0..{view_count - 1} (ranges low-high), got {shown}")
     if not indices:
         raise ViewLayoutError("no view index given; use numbers like '0,4,8' or '0-3'")
-    bad = [i for i in indices if not 0 <= i < view_count]
-    if bad:
-        raise ViewLayoutError(f"view indices must be in 0..{view_count - 1}, got {bad}")
     return indices

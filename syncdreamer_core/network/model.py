@@ -3,7 +3,7 @@
 Submodules and buffers are named as in the released checkpoint: ``time_embed``,
 ``cc_projection``, ``spatial_volume``, ``model.diffusion_model``, the camera
 buffers ``poses``/``Ks``/``azimuth`` and the schedule buffers. The VAE and the
-CLIP image encoder live beside it (``encoders.py``).
+CLIP image encoder live beside it (``weights/encoders.py``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .cameras import target_cameras, viewpoint_embedding, wrap_to_pi
+from ..cameras import CameraSet, target_cameras, viewpoint_embedding, wrap_to_pi
+from ..diffusion.schedule import scaled_linear_betas, schedule_buffers
 from .config import SyncDreamerConfig
 from .embeddings import TimestepMLP
-from .schedule import scaled_linear_betas, schedule_buffers
 from .spatial_volume import SpatialVolumeNet
 from .unet import DepthWiseAttentionUNet
 
@@ -39,10 +39,7 @@ class SyncDreamer(nn.Module):
         self.config = config
         self.time_embed = TimestepMLP(config.time_embed_dim, config.time_embed_dim)
         self.cc_projection = nn.Linear(config.context_dim + config.viewpoint_dim, config.context_dim)
-        self.spatial_volume = SpatialVolumeNet(
-            config.time_embed_dim, config.viewpoint_dim, config.view_count,
-            config.spatial_volume_dims, config.frustum_volume_dims,
-        )
+        self.spatial_volume = SpatialVolumeNet(config)
         self.model = UNetWrapper(config)
 
         cameras = target_cameras(config.view_count)
@@ -55,6 +52,11 @@ class SyncDreamer(nn.Module):
     @property
     def unet(self) -> DepthWiseAttentionUNet:
         return self.model.diffusion_model
+
+    @property
+    def cameras(self) -> CameraSet:
+        """The target cameras stored in the checkpoint (for 256 px views)."""
+        return CameraSet(K=self.Ks, poses=self.poses)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -1,4 +1,5 @@
-"""Reading and writing images and finding the checkpoint on disk."""
+"""Files and console output of the command line and the demo: reading and writing
+images and view sets, finding the checkpoint on disk, progress bars."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import OFFICIAL_FILENAME, OFFICIAL_SOURCE
+from .weights.checkpoint import OFFICIAL_FILENAME, OFFICIAL_SOURCE
 
 CHECKPOINT_ENV = "SYNCDREAMER_CHECKPOINT"
 COMFYUI_ENV = "COMFYUI_ROOT"
@@ -31,7 +32,7 @@ def save_image(array: np.ndarray, path: str | os.PathLike) -> Path:
 
 def load_views(path: str | os.PathLike, view_count: int = 16) -> np.ndarray:
     """A 1x16 strip / 4x4 grid PNG, or a folder of NNN.png files -> [16, H, W, C] uint8."""
-    from .grid import detect_layout, split_grid, split_strip
+    from .layout import detect_layout, split_grid, split_strip
 
     path = Path(path)
     if path.is_dir():
@@ -67,7 +68,7 @@ def find_checkpoint() -> Path | None:
     for folder in comfyui_model_dirs():
         if not folder.is_dir():
             continue
-        found = sorted(p for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES and p.is_file())
         preferred = [p for p in found if p.stem == Path(OFFICIAL_FILENAME).stem]
         if preferred or found:
             return (preferred or found)[0]
@@ -80,3 +81,34 @@ def missing_checkpoint_message() -> str:
         f"No SyncDreamer checkpoint found. Download {OFFICIAL_SOURCE} and either put it in {places} "
         f"or set {CHECKPOINT_ENV}=/path/to/{OFFICIAL_FILENAME} (a converted .safetensors works too)."
     )
+
+
+def write_views(result, output: Path, prefix: str = "") -> list[Path]:
+    """One 1x16 strip (as the reference writes) and one 4x4 grid per sample, and the prepared input."""
+    from .layout import compose_grid, compose_strip
+
+    written = []
+    flat = result.views.reshape(-1, *result.views.shape[2:])
+    strips, grids = compose_strip(flat), compose_grid(flat)
+    for i in range(result.views.shape[0]):
+        written.append(save_image(views_to_uint8(strips[i]), output / f"{prefix}{i}.png"))
+        written.append(save_image(views_to_uint8(grids[i]), output / f"{prefix}{i}-grid.png"))
+    save_image(views_to_uint8(torch.from_numpy(result.prepared.image)), output / f"{prefix}input.png")
+    return written
+
+
+def progress_bar(description: str):
+    """A step callback (done, total) that draws a tqdm bar."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def callback(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=description, unit="step")
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return callback

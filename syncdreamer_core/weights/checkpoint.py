@@ -1,10 +1,10 @@
 """Safe loading of SyncDreamer checkpoints and their conversion to safetensors.
 
 Accepted: the official Lightning checkpoint ``syncdreamer-pretrain.ckpt``
-(``{"state_dict": ...}``), a bare state dict, and ``.safetensors``. Pickled files
-are read with ``torch.load(weights_only=True)`` only: a file that needs arbitrary
-code to unpickle is refused with an explanation, never loaded unsafely behind the
-user's back.
+(``{"state_dict": ...}``), a bare state dict, and safetensors files, recognised by
+their content (a renamed or upper-case ``.SAFETENSORS`` file loads too). Pickled files
+are read with ``torch.load(weights_only=True)`` only: a file that needs arbitrary code
+to unpickle is refused with an explanation, never loaded unsafely behind the user's back.
 
 The official key names are the canonical layout. Every hyper-parameter the weight
 shapes determine is read from them; ``num_heads`` of the UNet transformers is not
@@ -16,20 +16,22 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import stat
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file as load_safetensors
-from safetensors.torch import save_file as save_safetensors
 
-from .cameras import target_cameras, wrap_to_pi
-from .config import SyncDreamerConfig
-from .model import CAMERA_BUFFERS, SCHEDULE_BUFFERS, SyncDreamer
-from .schedule import scaled_linear_betas, schedule_buffers
-from .weight_storage import store_weights_as
+from ..cameras import target_cameras, wrap_to_pi
+from ..diffusion.schedule import scaled_linear_betas, schedule_buffers
+from ..network.config import SyncDreamerConfig
+from ..network.model import CAMERA_BUFFERS, SCHEDULE_BUFFERS, SyncDreamer
+from .keys import CheckpointError, key_mismatch
+from .storage import store_weights_as
+
+__all__ = ["CheckpointError", "LoadedCheckpoint", "convert_checkpoint", "load_checkpoint", "read_state_dict"]
 
 NETWORK_PREFIXES = ("model.diffusion_model.", "spatial_volume.", "time_embed.", "cc_projection.")
 NETWORK_BUFFERS = CAMERA_BUFFERS + SCHEDULE_BUFFERS
@@ -46,15 +48,16 @@ SIGNATURE_KEYS = (
     "cc_projection.weight",
 )
 OFFICIAL_FILENAME = "syncdreamer-pretrain.ckpt"
+OFFICIAL_URL = "https://drive.google.com/file/d/1ypyD5WXxAnsWjnHgAfOAGolV0Zd9kpam"
 OFFICIAL_SOURCE = (
-    "syncdreamer-pretrain.ckpt (linked from https://github.com/liuyuan-pal/SyncDreamer#preparation-for-inference: "
-    "https://drive.google.com/file/d/1ypyD5WXxAnsWjnHgAfOAGolV0Zd9kpam)"
+    f"{OFFICIAL_FILENAME} (linked from https://github.com/liuyuan-pal/SyncDreamer#preparation-for-inference: "
+    f"{OFFICIAL_URL})"
 )
+#: Size of the official file, to tell a user whether a download finished.
+OFFICIAL_SIZE_GB = 5.3
 CONFIG_METADATA_KEY = "syncdreamer_config"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used, with the reason and what to do."""
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+          "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -72,50 +75,115 @@ class CheckpointParts:
 # ---------------------------------------------------------------- reading files
 
 def _describe(path: Path) -> str:
-    return f"{path} ({path.stat().st_size / 2**20:.1f} MiB)" if path.exists() else str(path)
+    try:
+        return f"{path} ({path.stat().st_size / 2**20:.1f} MiB)"
+    except OSError:
+        return str(path)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _redownload(path: Path) -> str:
+    return (f"Download it again ({OFFICIAL_SOURCE}; the official file is {OFFICIAL_SIZE_GB} GB) "
+            f"and replace {path}.")
+
+
+def sniff_format(path: Path) -> str:
+    """'safetensors', 'zip' (torch.save), 'pickle' (legacy torch.save), 'html' or 'unknown',
+    from the file's first bytes. Raises CheckpointError for files that cannot be read."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except PermissionError:
+        mode = stat.filemode(path.stat().st_mode)
+        raise CheckpointError(
+            f"{path} cannot be read: permission denied (its mode is {mode}). Make it readable by the user "
+            f"running this program, e.g. `chmod a+r {path}`.") from None
+    except OSError as error:
+        raise CheckpointError(f"{path} cannot be read: {_first_line(error)}") from None
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): the download or copy did not complete. {_redownload(path)}")
+    if head[:4] == b"PK\x03\x04":
+        return "zip"
+    if len(head) >= 9 and head[8:9] == b"{":
+        header_length = struct.unpack("<Q", head[:8])[0]
+        if 2 <= header_length <= size - 8:
+            return "safetensors"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml", b"<!--")):
+        return "html"
+    if head[:1] == b"\x80":
+        return "pickle"
+    return "unknown"
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read tensors from ``.safetensors`` or a weights-only pickle; returns (state dict, metadata)."""
+    """Read tensors from a safetensors file or a weights-only pickle; returns (state dict, metadata)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(
             f"checkpoint not found: {path}. Download {OFFICIAL_SOURCE} and point to it, "
             "or place it in ComfyUI/models/syncdreamer/."
         )
-    if path.suffix == ".safetensors":
-        try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = dict(handle.metadata() or {})
-            return load_safetensors(str(path)), metadata
-        except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(
-                f"{_describe(path)} is not a readable safetensors file ({error}); it may be truncated "
-                "or corrupt: download or convert it again."
-            ) from None
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a file (a folder?): give the checkpoint file itself")
+    kind = sniff_format(path)
+    if kind == "html":
+        raise CheckpointError(
+            f"{_describe(path)} is a web page (HTML), not a checkpoint: the download saved a web page (for "
+            "Google Drive, usually its 'cannot scan this file for viruses' confirmation or a sign-in page) "
+            f"instead of the file. Open the link in a browser and confirm the download. {_redownload(path)}")
+    if kind == "safetensors":
+        return _read_safetensors(path)
+    if kind == "unknown":
+        raise CheckpointError(
+            f"{_describe(path)} is neither a safetensors file nor a PyTorch checkpoint (its first bytes are "
+            f"{path.open('rb').read(8)!r}). {_redownload(path)}")
     try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=kind == "zip")
     except pickle.UnpicklingError as error:
-        unsafe = ""
-        try:
-            found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-            unsafe = f" It references: {', '.join(found[:8])}." if found else ""
-        except Exception:  # noqa: BLE001 - only used to enrich the message
-            pass
+        found = _unsafe_globals(path)
+        if not found:
+            raise CheckpointError(
+                f"{_describe(path)} could not be read ({_first_line(error)}). The file is probably truncated or "
+                f"corrupt (an interrupted download?). {_redownload(path)}") from None
         raise CheckpointError(
-            f"{_describe(path)} cannot be loaded safely: it needs to run pickled code, which this "
-            f"loader never does.{unsafe} If you trust where the file came from, convert it once with "
-            f"`python -m syncdreamer_core convert {path} --trust-pickled-code` and use the .safetensors "
-            f"it writes. (Reason: {str(error).splitlines()[0]})"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+            f"{_describe(path)} cannot be loaded safely: it needs to run pickled code, which this loader never "
+            f"does. It references: {', '.join(found[:8])}. If you trust where the file came from, convert it once "
+            f"with `python -m syncdreamer_core convert {path} --trust-pickled-code` and use the .safetensors it "
+            f"writes. (Reason: {_first_line(error)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError) as error:
         raise CheckpointError(
-            f"{_describe(path)} could not be read: {str(error).splitlines()[0]}. The file is probably "
-            "truncated or corrupt (an interrupted download?): download it again."
-        ) from None
+            f"{_describe(path)} could not be read: {_first_line(error)}. The file is probably truncated or "
+            f"corrupt (an interrupted download?). {_redownload(path)}") from None
     return unwrap_state_dict(data, path), {}
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:  # noqa: BLE001 - only used to choose the message
+        return []
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        tensors = {}
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            for key in handle.keys():  # noqa: SIM118 - safe_open has no items()
+                tensors[key] = handle.get_tensor(key)
+        return tensors, metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{_describe(path)} is not a readable safetensors file ({_first_line(error)}); it may be truncated "
+            "or corrupt: download or convert it again.") from None
 
 
 def unwrap_state_dict(data, source="checkpoint") -> dict[str, torch.Tensor]:
@@ -172,6 +240,18 @@ def split_checkpoint(state_dict: dict[str, torch.Tensor], source: str = "checkpo
     return parts
 
 
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights with NaN or infinite values (they give black images, not an error)."""
+    bad = []
+    for key, value in tensors.items():
+        if value.is_floating_point() and not value.is_meta and not bool(torch.isfinite(value).all()):
+            bad.append(key)
+    if bad:
+        raise CheckpointError(
+            f"{source} has {len(bad)} weight tensors with NaN or infinite values (e.g. {', '.join(bad[:4])}): "
+            f"the file is damaged. {_redownload(Path(source))}")
+
+
 # ---------------------------------------------------------------- configuration
 
 def _shape(sd: dict, key: str) -> torch.Size:
@@ -211,6 +291,7 @@ def infer_config(network: dict[str, torch.Tensor], num_heads: int | None = None)
         )
 
     volume_in = _shape(network, "spatial_volume.spatial_volume_feats.init_conv.weight")[1]
+    per_view = _shape(network, "spatial_volume.target_encoder.final_out.2.weight")[0]
     time_dim = _shape(network, "time_embed.0.weight")[1]
     cc_in = _shape(network, "cc_projection.weight")[1]
     config = dict(
@@ -219,8 +300,8 @@ def infer_config(network: dict[str, torch.Tensor], num_heads: int | None = None)
         in_channels=in_channels, out_channels=out_channels,
         spatial_volume_dims=dims("spatial_volume_feats", "init_conv.weight"),
         frustum_volume_dims=dims("frustum_volume_feats", "conv0.weight"),
-        view_count=volume_in // 16, time_embed_dim=time_dim, viewpoint_dim=cc_in - context_dim,
-        num_heads=8 if num_heads is None else num_heads,
+        view_count=volume_in // per_view, target_encoder_channels=per_view, time_embed_dim=time_dim,
+        viewpoint_dim=cc_in - context_dim, num_heads=8 if num_heads is None else num_heads,
     )
     try:
         return SyncDreamerConfig(**config)
@@ -242,27 +323,14 @@ def build_network(network: dict[str, torch.Tensor], config: SyncDreamerConfig,
     """Instantiate without initialising weights and load ``network`` strictly."""
     with torch.device("meta"):
         model = SyncDreamer(config)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in network]
-    missing_params = [k for k in missing if k not in NETWORK_BUFFERS]
-    unexpected = [k for k in network if k not in expected]
-    mismatched = [
-        f"{k}: checkpoint {tuple(network[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected if k in network and network[k].shape != expected[k].shape
-    ]
-    if missing_params or unexpected or mismatched:
-        lines = []
-        if missing_params:
-            lines.append(f"{len(missing_params)} missing: {', '.join(missing_params[:6])}")
-        if unexpected:
-            lines.append(f"{len(unexpected)} unexpected: {', '.join(unexpected[:6])}")
-        if mismatched:
-            lines.append(f"{len(mismatched)} with other shapes: {'; '.join(mismatched[:4])}")
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    problem = key_mismatch(expected, network, may_be_missing=NETWORK_BUFFERS)
+    if problem:
         raise CheckpointError(
             "the SyncDreamer weights do not match the network their shapes describe "
-            f"({config.model_channels} channels, mult {config.channel_mult}): " + " | ".join(lines)
+            f"({config.model_channels} channels, mult {config.channel_mult}): {problem}"
         )
-    defaults = default_buffers(config) if missing else {}
+    defaults = default_buffers(config) if any(k not in network for k in expected) else {}
     tensors = {}
     for key in expected:
         value = network[key] if key in network else defaults[key]
@@ -285,15 +353,43 @@ class LoadedCheckpoint:
     parts: CheckpointParts | None = None
     path: str | None = None
 
+    def encoders(self):
+        """The checkpoint's encoders for ``conditioning.encode_conditioning``."""
+        from .encoders import CheckpointEncoders
+
+        if self.vae is None or self.clip is None:
+            raise ValueError("this checkpoint was loaded without its VAE and CLIP encoder")
+        return CheckpointEncoders(self.vae, self.clip)
+
 
 def resolve_dtype(dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
-             "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
-    if not isinstance(dtype, str) or dtype not in names:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of fp32, fp16, bf16")
-    return names[dtype]
+    return DTYPES[dtype]
+
+
+def check_device(device, dtype: torch.dtype | None = None) -> torch.device:
+    """``device`` as a torch device that exists here and can compute in ``dtype``."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {device!r} ({_first_line(error)}); use cpu, cuda, cuda:1 or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device} was asked for, but this torch has no usable CUDA "
+                             f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                             "device(s)")
+        if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"{torch.cuda.get_device_name(device)} cannot compute in bf16; choose fp16 or fp32")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps was asked for, but Metal is not available here; use cpu")
+    elif device.type not in ("cpu", "cuda", "mps", "meta", "xpu"):
+        raise ValueError(f"unsupported device {device}; use cpu, cuda or mps")
+    return device
 
 
 def encoder_dtype(dtype: torch.dtype, device) -> torch.dtype:
@@ -314,6 +410,7 @@ def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu"
     """
     dtype = resolve_dtype(dtype)
     weight_dtype = dtype if weight_dtype is None else resolve_dtype(weight_dtype)
+    device = check_device(device, dtype)
     metadata: dict[str, str] = {}
     if isinstance(source, dict):
         state_dict, name = unwrap_state_dict(source), "state dict"
@@ -330,17 +427,19 @@ def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu"
     if num_heads is None and CONFIG_METADATA_KEY in metadata:
         num_heads = json.loads(metadata[CONFIG_METADATA_KEY]).get("num_heads")
     config = infer_config(parts.network, num_heads)
+    check_finite({**parts.network, **{VAE_PREFIX + k: v for k, v in parts.vae.items()},
+                  **{CLIP_VISUAL_PREFIX + k: v for k, v in parts.clip_visual.items()}}, name)
+    if with_vae and not parts.vae:
+        raise CheckpointError(f"{name} has no VAE weights (first_stage_model.*)")
+    if with_clip and not parts.clip_visual:
+        raise CheckpointError(f"{name} has no CLIP image encoder weights (clip_image_encoder.model.visual.*)")
     model = store_weights_as(build_network(parts.network, config, weight_dtype, device), weight_dtype, dtype)
     vae = clip = None
     if with_vae:
-        if not parts.vae:
-            raise CheckpointError(f"{name} has no VAE weights (first_stage_model.*)")
         from .encoders import build_vae
 
         vae = build_vae(parts.vae, dtype=encoder_dtype(dtype, device), device=device)
     if with_clip:
-        if not parts.clip_visual:
-            raise CheckpointError(f"{name} has no CLIP image encoder weights (clip_image_encoder.model.visual.*)")
         from .encoders import build_clip_vision
 
         clip = build_clip_vision(parts.clip_visual, dtype=encoder_dtype(dtype, device), device=device)
@@ -350,20 +449,36 @@ def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu"
 
 # ---------------------------------------------------------------- conversion
 
+def default_conversion_path(src: str | os.PathLike, dtype: str = "fp16") -> Path:
+    """``X.ckpt`` -> ``X.safetensors``; ``X.safetensors`` -> ``X-fp16.safetensors`` (never the input)."""
+    src = Path(src)
+    if src.suffix.lower() == ".safetensors":
+        return src.with_name(f"{src.stem}-{dtype}.safetensors")
+    return src.with_suffix(".safetensors")
+
+
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp16",
-                       trust_pickled_code: bool = False, num_heads: int | None = None) -> dict:
+                       trust_pickled_code: bool = False, num_heads: int | None = None,
+                       overwrite: bool = False) -> dict:
     """Write a SyncDreamer checkpoint as ``.safetensors`` (weights in ``dtype``, camera and
     schedule buffers kept float32, the unused CLIP text tower dropped).
 
     ``trust_pickled_code`` lets a pickle that weights-only loading refuses be read with
     full unpickling; only for files whose origin the user trusts.
     """
+    dtype_name = dtype if isinstance(dtype, str) else str(dtype)
     dtype = resolve_dtype(dtype)
     src, dst = Path(src), Path(dst)
-    if dst.suffix != ".safetensors":
+    if dst.suffix.lower() != ".safetensors":
         raise ValueError(f"the output must end in .safetensors, got {dst}")
-    if trust_pickled_code and src.suffix != ".safetensors":
-        data = torch.load(str(src), map_location="cpu", weights_only=False, mmap=zipfile.is_zipfile(src))
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise ValueError(f"the output {dst} is the input file; choose another --output")
+    if dst.exists() and not overwrite:
+        raise ValueError(f"{dst} exists; choose another --output or pass --overwrite")
+    if dst.is_dir():
+        raise ValueError(f"the output {dst} is a folder; give a file name ending in .safetensors")
+    if trust_pickled_code and src.is_file() and sniff_format(src) in ("zip", "pickle"):
+        data = torch.load(str(src), map_location="cpu", weights_only=False, mmap=sniff_format(src) == "zip")
         state_dict = unwrap_state_dict(data, src)
     else:
         state_dict, _ = read_state_dict(src)
@@ -371,6 +486,7 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp
     if parts.unknown:
         raise CheckpointError(f"{src} has keys that belong to no SyncDreamer component: {parts.unknown[:6]}")
     config = infer_config(parts.network, num_heads)
+    check_finite(state_dict, str(src))
     out = {}
     for key, value in state_dict.items():
         if key in parts.ignored:
@@ -379,6 +495,11 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp
         out[key] = value.to(torch.float32 if keep_fp32 else dtype).contiguous()
     dst.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", CONFIG_METADATA_KEY: json.dumps(config.to_dict())}
-    save_safetensors(out, str(dst), metadata=metadata)
+    from safetensors.torch import save_file
+
+    save_file(out, str(dst), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(dst, 0o666 & ~umask)  # readable like any file the user writes, e.g. by ComfyUI's service user
     return {"tensors": len(out), "dropped": len(parts.ignored), "bytes": dst.stat().st_size,
-            "config": config.to_dict()}
+            "config": config.to_dict(), "dtype": dtype_name}

@@ -1,0 +1,39 @@
+"""Normalisation layers that always compute in float32.
+
+In half precision the statistics of a GroupNorm or LayerNorm lose digits, and CPU
+kernels refuse a float32 input with half-precision parameters; these layers cast
+input and parameters to float32, normalise, and return the input's dtype. In a
+float32 network every cast is a no-op.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _float(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.float()
+
+
+class GroupNorm(nn.GroupNorm):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.group_norm(x.float(), self.num_groups, _float(self.weight), _float(self.bias), self.eps)
+        return out.to(x.dtype)
+
+
+class LayerNorm(nn.LayerNorm):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.layer_norm(x.float(), self.normalized_shape, _float(self.weight), _float(self.bias), self.eps)
+        return out.to(x.dtype)
+
+
+def group_norm_channel_last(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
+    """``norm`` applied to a channel-last tensor [b, ..., C] (groups, eps and affine of the
+    module), in float32; returns the input's dtype."""
+    b, channels = x.shape[0], x.shape[-1]
+    grouped = x.float().reshape(b, -1, norm.num_groups, channels // norm.num_groups)
+    var, mean = torch.var_mean(grouped, dim=(1, 3), keepdim=True, unbiased=False)
+    normed = ((grouped - mean) * torch.rsqrt(var + norm.eps)).reshape(x.shape)
+    return (normed * norm.weight.float() + norm.bias.float()).to(x.dtype)
