@@ -1,30 +1,29 @@
-"""Adapters between ComfyUI's objects and ``syncdreamer_core``.
-
-ComfyUI modules are imported lazily inside functions, so this file imports (and the
-pack loads) even where parts of the host are missing.
-"""
+"""Adapters between ComfyUI's objects and ``syncdreamer_core``: the model value the
+loader outputs, the encoders conditioning reads, the GUIDER that drives ComfyUI's
+samplers over whole 16-view instances, and the host's MESH class."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
-from syncdreamer_core.weights.checkpoint import LoadedCheckpoint
-from syncdreamer_core.conditioning import Conditioning
-from syncdreamer_core.diffusion.denoiser import SyncDenoiser
-from syncdreamer_core.weights.encoders import clip_image_embedding, clip_pixels
-from syncdreamer_core.diffusion.sigma_denoiser import DiscreteSigmas, SigmaDenoiser
 
-from syncdreamer_core.constants import VAE_SCALE_FACTOR, VIEW_COUNT
+from syncdreamer_core.constants import LATENT_CHANNELS, LATENT_SIZE, VIEW_COUNT
 
-SYNCDREAMER_MODEL = "SYNCDREAMER_MODEL"
+from .common import NodeInputError, check_cancel
 
+
+# ---------------------------------------------------------------- the model value
 
 class SyncDreamerComfyModel(torch.nn.Module):
-    """What ComfyUI's model management and samplers see: the network plus the
-    schedule and latent format they read."""
+    """What ComfyUI's model management and samplers see: the network plus the schedule
+    and latent format they read."""
 
-    def __init__(self, loaded: LoadedCheckpoint):
+    def __init__(self, loaded):
         super().__init__()
         import comfy.latent_formats
+
+        from syncdreamer_core.diffusion.sigma_denoiser import DiscreteSigmas
 
         self.network = loaded.model
         self.model_sampling = DiscreteSigmas(loaded.model.alphas_cumprod)
@@ -44,14 +43,17 @@ class SyncDreamerComfyModel(torch.nn.Module):
 
 
 class SyncDreamerModel:
-    """The SYNCDREAMER_MODEL value: a ModelPatcher plus the encoders the checkpoint carries."""
+    """The SYNCDREAMER_MODEL value: the network behind a ModelPatcher, the checkpoint's own
+    encoders (which conditioning uses, so every route computes the same numbers), and the
+    VAE / CLIP_VISION values the loader hands to stock nodes."""
 
-    def __init__(self, loaded: LoadedCheckpoint, vae, clip_vision, name: str):
+    def __init__(self, loaded, encoders, vae, clip_vision, name: str):
         import comfy.model_management as mm
         import comfy.model_patcher
 
         self.name = name
         self.loaded = loaded
+        self.encoders = encoders
         self.vae = vae
         self.clip_vision = clip_vision
         self.model = SyncDreamerComfyModel(loaded)
@@ -62,7 +64,7 @@ class SyncDreamerModel:
     def network(self):
         return self.model.network
 
-    def load_to_device(self):
+    def load_to_device(self) -> SyncDreamerComfyModel:
         import comfy.model_management as mm
 
         mm.load_models_gpu([self.patcher])
@@ -78,29 +80,17 @@ class CoreVAE:
     def __init__(self, vae):
         self.vae = vae
 
-    def _device(self):
-        import comfy.model_management as mm
-
-        device = mm.get_torch_device()
-        self.vae.to(device)
-        return device
-
-    def posterior(self, pixels: torch.Tensor):
-        """pixels [B, H, W, 3] in 0..1 -> (mean, std) of the latent posterior (unscaled)."""
-        x = (pixels.movedim(-1, 1) * 2 - 1).to(self._device(), self.vae.dtype)
-        dist = self.vae.encode(x).latent_dist
-        return dist.mean.float(), dist.std.float()
-
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.posterior(pixels[..., :3])[0].cpu()
+        from syncdreamer_core.weights.encoders import vae_posterior
 
+        return vae_posterior(self.vae, pixels[..., :3].movedim(-1, 1) * 2 - 1)[0].cpu()
+
+    @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        device = self._device()
-        out = []
-        for chunk in latents.split(8):
-            images = self.vae.decode(chunk.to(device, self.vae.dtype)).sample.float()
-            out.append(((images.clamp(-1, 1) + 1) / 2).movedim(1, -1).cpu())
-        return torch.cat(out)
+        """Raw (unscaled) latents, as in a LATENT -> images [B, H, W, 3] in 0..1."""
+        images = [self.vae.decode(chunk.to(self.vae.device, self.vae.dtype)).sample.float().clamp(-1, 1).cpu()
+                  for chunk in latents.split(8)]
+        return ((torch.cat(images) + 1) / 2).movedim(1, -1)
 
 
 class CoreClipVision:
@@ -109,15 +99,10 @@ class CoreClipVision:
     def __init__(self, clip):
         self.clip = clip
 
-    def syncdreamer_embed(self, image: torch.Tensor) -> torch.Tensor:
-        import comfy.model_management as mm
-
-        self.clip.to(mm.get_torch_device())
-        return clip_image_embedding(self.clip, image)
-
     def encode_image(self, image, crop=True):
-        embeds = self.syncdreamer_embed(image.movedim(-1, 1)[:, :3] * 2 - 1)[:, 0].cpu()
-        return {"image_embeds": embeds}
+        from syncdreamer_core.weights.encoders import clip_image_embedding
+
+        return {"image_embeds": clip_image_embedding(self.clip, image.movedim(-1, 1)[:, :3] * 2 - 1)[:, 0].cpu()}
 
 
 def build_vae(vae_sd: dict):
@@ -132,119 +117,209 @@ def build_vae(vae_sd: dict):
         return CoreVAE(build_core_vae(vae_sd))
 
 
-def build_clip_vision(visual_sd: dict):
-    """ComfyUI's CLIP vision model for ViT-L/14, else the core encoder behind the same calls."""
+def build_clip_vision(visual_sd: dict, full_precision: bool):
+    """ComfyUI's CLIP vision model for ViT-L/14, else the core encoder behind the same calls.
+
+    ComfyUI stores CLIP vision weights in fp16 even on a CPU; with ``full_precision`` the
+    model is rebuilt in fp32, so its embedding matches the reference's."""
     import comfy.clip_vision
+
     from syncdreamer_core.weights.encoders import build_clip_vision as build_core_clip
     from syncdreamer_core.weights.encoders import openai_clip_visual_to_transformers
 
+    state = openai_clip_visual_to_transformers(visual_sd)
     try:
-        clip = comfy.clip_vision.load_clipvision_from_sd(openai_clip_visual_to_transformers(visual_sd))
-    except Exception:  # noqa: BLE001
+        clip = comfy.clip_vision.load_clipvision_from_sd(dict(state))
+    except Exception:  # noqa: BLE001 - a non-standard size
         clip = None
-    return clip if clip is not None else CoreClipVision(build_core_clip(visual_sd))
+    if clip is None:
+        return CoreClipVision(build_core_clip(visual_sd))
+    if full_precision:
+        clip.model.to(torch.float32)
+        clip.dtype = torch.float32
+        clip.load_sd(state)
+    return clip
 
 
-def vae_posterior(vae, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, std) of the VAE posterior of ``pixels`` [B, H, W, 3] in 0..1, raw latent scale."""
-    if hasattr(vae, "posterior"):
-        return vae.posterior(pixels)
-    import comfy.model_management as mm
+class HostEncoders:
+    """``conditioning.InputEncoders`` over a VAE and CLIP vision model from ComfyUI (used
+    when the sampler is wired to encoders other than the checkpoint's own)."""
 
-    engine = getattr(vae, "first_stage_model", None)
-    encoder, quant = getattr(engine, "encoder", None), getattr(engine, "quant_conv", None)
-    if encoder is None:
-        # An unknown VAE class: its encode() gives the posterior mean.
-        return vae.encode(pixels).float(), None
-    mm.load_models_gpu([vae.patcher])
-    x = (pixels.movedim(-1, 1) * 2 - 1).to(vae.device, vae.vae_dtype)
-    with torch.inference_mode():
-        moments = encoder(x)
+    def __init__(self, vae, clip_vision):
+        self.vae = vae
+        self.clip_vision = clip_vision
+
+    @torch.inference_mode()
+    def posterior(self, pixels: torch.Tensor):
+        import comfy.model_management as mm
+
+        from syncdreamer_core.conditioning import posterior_from_moments
+
+        if isinstance(self.vae, CoreVAE):
+            from syncdreamer_core.weights.encoders import vae_posterior
+
+            return vae_posterior(self.vae.vae, pixels)
+        engine = getattr(self.vae, "first_stage_model", None)
+        encoder = getattr(engine, "encoder", None)
+        if encoder is None:
+            raise NodeInputError("this VAE cannot give the latent posterior SyncDreamer samples from: connect the "
+                                 "VAE of 'Load SyncDreamer Checkpoint' (or of a Stable Diffusion 1.x checkpoint)")
+        mm.load_models_gpu([self.vae.patcher])
+        moments = encoder(pixels.to(self.vae.device, self.vae.vae_dtype))
+        quant = getattr(engine, "quant_conv", None)
         if quant is not None:
             moments = quant(moments)
-    mean, logvar = moments.float().chunk(2, dim=1)
-    return mean, torch.exp(0.5 * logvar.clamp(-30.0, 20.0))
+        return posterior_from_moments(moments)
+
+    @torch.inference_mode()
+    def clip_embedding(self, pixels: torch.Tensor) -> torch.Tensor:
+        import comfy.model_management as mm
+
+        from syncdreamer_core.weights.encoders import clip_image_embedding, clip_pixels
+
+        if isinstance(self.clip_vision, CoreClipVision):
+            return clip_image_embedding(self.clip_vision.clip, pixels)
+        mm.load_model_gpu(self.clip_vision.patcher)
+        values = clip_pixels(pixels).to(self.clip_vision.load_device, torch.float32)
+        return self.clip_vision.model(pixel_values=values)[2].float().cpu()[:, None]
 
 
-def clip_embedding(clip_vision, image: torch.Tensor) -> torch.Tensor:
-    """CLIP ViT-L/14 image embedding [B, 1, 768] of ``image`` [B, 3, 256, 256] in [-1, 1],
-    preprocessed as the reference does."""
-    if hasattr(clip_vision, "syncdreamer_embed"):
-        return clip_vision.syncdreamer_embed(image).float().cpu()
-    import comfy.model_management as mm
+class MixedEncoders:
+    """The VAE posterior from one encoder set and the CLIP embedding from another."""
 
-    mm.load_model_gpu(clip_vision.patcher)
-    device = clip_vision.load_device
-    pixels = clip_pixels(image).to(device=device, dtype=torch.float32)
-    with torch.inference_mode():
-        out = clip_vision.model(pixel_values=pixels)
-    return out[2].float().cpu()[:, None]
+    def __init__(self, posterior_from, clip_from):
+        self.posterior = posterior_from.posterior
+        self.clip_embedding = clip_from.clip_embedding
+
+
+def encoders_for(model: SyncDreamerModel, vae, clip_vision):
+    """The checkpoint's own encoders wherever the wired VAE / CLIP vision are the loader's
+    (so node and command line give the same numbers), the wired host models otherwise."""
+    own_vae = vae is model.vae
+    own_clip = clip_vision is None or clip_vision is model.clip_vision
+    if own_vae and own_clip:
+        return model.encoders
+    host = HostEncoders(vae, model.clip_vision if clip_vision is None else clip_vision)
+    return MixedEncoders(model.encoders if own_vae else host, model.encoders if own_clip else host)
 
 
 # ---------------------------------------------------------------- sampling
 
 class SyncDreamerGuider:
-    """A GUIDER for SamplerCustomAdvanced (and our KSampler node): denoises whole
-    16-view instances with SyncDreamer's own classifier-free guidance."""
+    """A GUIDER for SamplerCustomAdvanced (and the SyncDreamer Sampler node): denoises
+    whole 16-view instances with SyncDreamer's own classifier-free guidance.
 
-    def __init__(self, model: SyncDreamerModel, conditioning_fn, cfg: float, batch_view_num: int):
+    Instances are sampled one after another, each with the seed ``seed + n`` for every
+    random draw of the sampler, so an instance never depends on the batch around it."""
+
+    def __init__(self, model: SyncDreamerModel, encoders, pixels: torch.Tensor, elevation: float, cfg: float,
+                 batch_view_num: int):
         self.syncdreamer = model
         self.model_patcher = model.patcher
         self.model_options = model.patcher.model_options
-        self.conditioning_fn = conditioning_fn
+        self.inner_model = model.model
+        self.encoders = encoders
+        self.pixels = pixels
+        self.elevation = elevation
         self.cfg = cfg
         self.batch_view_num = batch_view_num
-        self.inner_model = model.model
-        self.sigma_model: SigmaDenoiser | None = None
+        self.sigma_model = None
 
     def __call__(self, x, timestep, model_options=None, seed=None):
-        import comfy.model_management as mm
-
-        mm.throw_exception_if_processing_interrupted()
         return self.sigma_model(x, timestep)
+
+    def conditioning(self, instances: int, seed: int):
+        from syncdreamer_core.conditioning import encode_conditioning
+
+        images = self.pixels.shape[0]
+        if instances % images:
+            raise NodeInputError(
+                f"the latent holds {instances} sets of {VIEW_COUNT} views but there are {images} input images: make "
+                f"it a multiple of {images} (candidates per image x {images}) with 'SyncDreamer Empty Latent'")
+        return encode_conditioning(self.encoders, self.pixels, self.elevation, seed, instances // images)
 
     def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                disable_pbar=False, seed=None):
         import comfy.model_management as mm
 
+        from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+        from syncdreamer_core.diffusion.noise import instance_seed
+        from syncdreamer_core.diffusion.sampling import check_finite_latents
+        from syncdreamer_core.diffusion.sigma_denoiser import SigmaDenoiser
+
         if sigmas.shape[-1] == 0:
             return latent_image
-        instances = noise.shape[0] // VIEW_COUNT
-        if noise.shape[0] % VIEW_COUNT:
-            raise ValueError(
+        if noise.shape[0] % VIEW_COUNT or noise.shape[0] == 0:
+            raise NodeInputError(
                 f"SyncDreamer samples whole sets of {VIEW_COUNT} views: the latent batch must be a multiple of "
                 f"{VIEW_COUNT}, got {noise.shape[0]}. Use 'SyncDreamer Empty Latent'.")
-        cond: Conditioning = self.conditioning_fn(instances, 0 if seed is None else int(seed))
+        seed = 0 if seed is None else int(seed)
+        instances = noise.shape[0] // VIEW_COUNT
+        cond = self.conditioning(instances, seed)
         model = self.syncdreamer.load_to_device()
         device = model.network.device
-        self.sigma_model = SigmaDenoiser(SyncDenoiser(model.network, self.batch_view_num), cond, self.cfg)
-        latent = latent_image.to(device)
-        if torch.count_nonzero(latent):
-            latent = model.process_latent_in(latent)
-        extra_args = {"model_options": dict(self.model_options), "seed": seed}
+        denoiser = SyncDenoiser(model.network, self.batch_view_num, between_chunks=check_cancel)
+        steps = sigmas.shape[-1] - 1
+        results = []
         try:
-            samples = sampler.sample(self, sigmas.to(device), extra_args, callback, noise.to(device), latent,
-                                     denoise_mask, disable_pbar)
+            for n in range(instances):
+                rows = slice(n * VIEW_COUNT, (n + 1) * VIEW_COUNT)
+                self.sigma_model = SigmaDenoiser(denoiser, cond.instance(n), self.cfg)
+                latent = latent_image[rows].to(device)
+                if torch.count_nonzero(latent):
+                    latent = model.process_latent_in(latent)
+                extra_args = {"model_options": dict(self.model_options), "seed": instance_seed(seed, n)}
+                step_callback = None
+                if callback is not None:
+                    def step_callback(i, x0, x, total, n=n):
+                        callback(n * steps + i, x0, x, instances * steps)
+                mask = denoise_mask[rows] if denoise_mask is not None else None
+                samples = sampler.sample(self, sigmas.to(device), extra_args, step_callback, noise[rows].to(device),
+                                         latent, mask, disable_pbar)
+                results.append(samples.float().cpu())
         finally:
             self.sigma_model = None
             mm.soft_empty_cache()
-        return model.process_latent_out(samples.to(torch.float32))
+        samples = torch.cat(results)
+        check_finite_latents(samples.reshape(instances, VIEW_COUNT, *samples.shape[1:]))
+        return model.process_latent_out(samples)
 
 
-def input_conditioning(model: SyncDreamerModel, vae, clip_vision, image: torch.Tensor, elevation_deg: float):
-    """A function (instances, seed) -> Conditioning for ``image`` [1, 256, 256, 3] in 0..1:
-    the reference's CLIP embedding and a per-instance sample of the VAE posterior."""
-    from syncdreamer_core.pipeline import elevation_radians, input_latent_generator, sample_posterior
+def empty_latent(instances: int) -> torch.Tensor:
+    return torch.zeros(instances * VIEW_COUNT, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE)
 
-    def conditioning(instances: int, seed: int) -> Conditioning:
-        pixels = image[:1, :, :, :3].float()
-        mean, std = vae_posterior(vae, pixels)
-        mean = mean.cpu().expand(instances, -1, -1, -1)
-        if std is None:
-            latent = mean
-        else:
-            latent = sample_posterior(mean, std.cpu().expand(instances, -1, -1, -1), input_latent_generator(seed))
-        embed = clip_embedding(clip_vision, pixels.movedim(-1, 1) * 2 - 1).expand(instances, -1, -1)
-        return Conditioning(embed, latent * VAE_SCALE_FACTOR, elevation_radians(float(elevation_deg), instances))
 
-    return conditioning
+# ---------------------------------------------------------------- meshes
+
+@functools.cache
+def host_mesh_class():
+    """The host's MESH class when it carries textures (ComfyUI 0.27+), else None."""
+    try:
+        from comfy_api.latest import Types
+    except ImportError:
+        return None
+    mesh = getattr(Types, "MESH", None)
+    if mesh is None:
+        return None
+    import inspect
+
+    return mesh if "texture" in inspect.signature(mesh).parameters else None
+
+
+class SyncDreamerMeshValue:
+    """The MESH value on hosts whose MESH has no texture fields: the same attributes as
+    current ComfyUI's MESH, so stock mesh nodes of every version read it."""
+
+    def __init__(self, vertices, faces, uvs=None, vertex_colors=None, texture=None):
+        self.vertices, self.faces = vertices, faces
+        self.uvs, self.vertex_colors, self.texture = uvs, vertex_colors, texture
+        self.vertex_counts = self.face_counts = None
+        self.unlit = False
+
+
+def make_mesh_value(vertices, faces, uvs=None, vertex_colors=None, texture=None):
+    """The host's MESH (or ours, with the same fields) from batched tensors."""
+    cls = host_mesh_class()
+    if cls is not None:
+        return cls(vertices=vertices, faces=faces, uvs=uvs, vertex_colors=vertex_colors, texture=texture)
+    return SyncDreamerMeshValue(vertices, faces, uvs, vertex_colors, texture)

@@ -1,102 +1,116 @@
-"""Splitting, composing and selecting the 16 views."""
+"""Splitting, composing and selecting the 16 views, and picking a candidate."""
 
 from __future__ import annotations
 
-from syncdreamer_core.layout import (
-    ViewLayoutError,
-    compose_grid,
-    compose_strip,
-    detect_layout,
-    parse_indices,
-    select,
-    split_grid,
-    split_strip,
-)
+from comfy_api.latest import io
 
 from syncdreamer_core.constants import VIEW_COUNT
 
-from .common import CATEGORY, NodeInputError, image_batch
+from .common import CATEGORY, NodeInputError, core_errors, image_batch, schema, whole_number
+
+LAYOUT_TOOLTIP = ("strip: 1x16 side by side, as the reference writes its output (view i at columns 256 i..256 i+255); "
+                  "grid: 4x4, views in rows of four.")
 
 
-def _guard(function, *args):
-    try:
-        return function(*args)
-    except ViewLayoutError as error:
-        raise NodeInputError(str(error)) from None
-
-
-class SyncDreamerSplitViews:
-    DESCRIPTION = "Splits 1x16 strips (as the reference writes them) or 4x4 grids into 16 views each."
+class SyncDreamerSplitViews(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return schema(
+            node_id="SyncDreamerSplitViews",
+            display_name="SyncDreamer Split Views",
+            category=CATEGORY,
+            search_aliases=["split strip", "split grid", "views from image"],
+            description="Splits 1x16 strips (as the reference writes them) or 4x4 grids into 16 views each.",
+            inputs=[
+                io.Image.Input("image", tooltip="Strips (width = 16 x height) or 4x4 grids of views."),
+                io.Combo.Input("layout", options=["auto", "strip", "grid"], default="auto",
+                               tooltip="auto: strip or grid from the aspect ratio. " + LAYOUT_TOOLTIP),
+            ],
+            outputs=[io.Image.Output("views", display_name="views", tooltip="16 views per input image, in camera order.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"image": ("IMAGE",),
-                             "layout": (["auto", "strip", "grid"], {"default": "auto"})}}
+    def execute(cls, image, layout="auto"):
+        from syncdreamer_core.layout import detect_layout, split_grid, split_strip
 
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("views",)
-    FUNCTION = "split"
-    CATEGORY = CATEGORY
-
-    def split(self, image, layout="auto"):
         image_batch(image)
         if layout == "auto":
-            layout = _guard(detect_layout, image)
-        return (_guard(split_strip if layout == "strip" else split_grid, image),)
+            layout = core_errors(detect_layout, image)
+        return io.NodeOutput(core_errors(split_strip if layout == "strip" else split_grid, image))
 
 
-class SyncDreamerComposeViews:
-    DESCRIPTION = "Arranges each set of 16 views as a 1x16 strip or a 4x4 grid (one image per set)."
+class SyncDreamerComposeViews(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return schema(
+            node_id="SyncDreamerComposeViews",
+            display_name="SyncDreamer Compose Views",
+            category=CATEGORY,
+            search_aliases=["views to grid", "views to strip", "contact sheet"],
+            description="Arranges each set of 16 views as a 1x16 strip or a 4x4 grid (one image per set).",
+            inputs=[
+                io.Image.Input("views", tooltip="Sets of 16 views (e.g. VAE Decode of the sampler's LATENT)."),
+                io.Combo.Input("layout", options=["grid", "strip"], default="grid", tooltip=LAYOUT_TOOLTIP),
+            ],
+            outputs=[io.Image.Output("IMAGE", display_name="IMAGE", tooltip="One strip or grid per set of 16 views.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"views": ("IMAGE",),
-                             "layout": (["grid", "strip"], {"default": "grid"})}}
+    def execute(cls, views, layout="grid"):
+        from syncdreamer_core.layout import compose_grid, compose_strip
 
-    RETURN_TYPES = ("IMAGE",)
-    FUNCTION = "compose"
-    CATEGORY = CATEGORY
-
-    def compose(self, views, layout="grid"):
         image_batch(views, "views")
-        return (_guard(compose_strip if layout == "strip" else compose_grid, views),)
+        return io.NodeOutput(core_errors(compose_strip if layout == "strip" else compose_grid, views))
 
 
-class SyncDreamerSelectViews:
-    DESCRIPTION = "Keeps the given camera indices (0..15, view i = azimuth 22.5*i) of every set of 16 views."
+class SyncDreamerSelectViews(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return schema(
+            node_id="SyncDreamerSelectViews",
+            display_name="SyncDreamer Select Views",
+            category=CATEGORY,
+            search_aliases=["pick views", "view subset"],
+            description="Keeps the given camera indices (0..15, view i = azimuth 22.5 x i) of every set of 16 views.",
+            inputs=[
+                io.Image.Input("views", tooltip="Sets of 16 views."),
+                io.String.Input("indices", default="0,4,8,12", tooltip=(
+                    "Camera indices 0..15: a list like '0,4,8,12' and/or ranges like '0-3'.")),
+            ],
+            outputs=[io.Image.Output("IMAGE", display_name="IMAGE", tooltip="The chosen views of every set.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"views": ("IMAGE",),
-                             "indices": ("STRING", {"default": "0,4,8,12", "tooltip": "e.g. '0,4,8,12' or '0-3'"})}}
+    def execute(cls, views, indices):
+        from syncdreamer_core.layout import parse_indices, select
 
-    RETURN_TYPES = ("IMAGE",)
-    FUNCTION = "select"
-    CATEGORY = CATEGORY
-
-    def select(self, views, indices):
         image_batch(views, "views")
-        return (_guard(select, views, _guard(parse_indices, indices)),)
+        return io.NodeOutput(core_errors(select, views, core_errors(parse_indices, indices)))
 
 
-class SyncDreamerPickCandidate:
-    DESCRIPTION = "Takes the 16 views of one candidate (instance) out of a batch of several."
+class SyncDreamerPickCandidate(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return schema(
+            node_id="SyncDreamerPickCandidate",
+            display_name="SyncDreamer Pick Candidate",
+            category=CATEGORY,
+            search_aliases=["choose candidate", "select candidate"],
+            description="Takes the 16 views of one candidate (instance) out of a batch of several.",
+            inputs=[
+                io.Image.Input("views", tooltip="Several sets of 16 views, e.g. from a sampler with batch_size > 1."),
+                io.Int.Input("candidate", default=0, min=0, max=63, tooltip="Which set: 0 is the first."),
+            ],
+            outputs=[io.Image.Output("candidate_views", display_name="views", tooltip="The 16 views of that candidate.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"views": ("IMAGE",),
-                             "candidate": ("INT", {"default": 0, "min": 0, "max": 63})}}
-
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("views",)
-    FUNCTION = "pick"
-    CATEGORY = CATEGORY
-
-    def pick(self, views, candidate):
+    def execute(cls, views, candidate):
         image_batch(views, "views")
         if views.shape[0] % VIEW_COUNT:
             raise NodeInputError(f"views must hold sets of {VIEW_COUNT} images, got {views.shape[0]}")
         count = views.shape[0] // VIEW_COUNT
-        if not 0 <= candidate < count:
+        candidate = whole_number(candidate, "candidate", 0, 63)
+        if candidate >= count:
             raise NodeInputError(f"candidate {candidate} does not exist: the batch holds {count} (0..{count - 1})")
-        return (views[candidate * VIEW_COUNT:(candidate + 1) * VIEW_COUNT],)
+        return io.NodeOutput(views[candidate * VIEW_COUNT:(candidate + 1) * VIEW_COUNT])

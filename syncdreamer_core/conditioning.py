@@ -95,6 +95,11 @@ def elevation_radians(elevation_deg, batch_size: int = 1) -> torch.Tensor:
     return torch.tensor([math.radians(float(v)) for v in values], dtype=torch.float32)
 
 
+def model_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Prepared inputs as images [B, H, W, 3] in [0, 1] -> what the encoders read, [B, 3, H, W] in [-1, 1]."""
+    return images[..., :3].movedim(-1, 1).float() * 2 - 1
+
+
 def check_input_pixels(pixels: torch.Tensor) -> torch.Tensor:
     """Prepared inputs [B, 3, 256, 256] in [-1, 1]."""
     if not torch.is_tensor(pixels) or pixels.ndim != 4 or pixels.shape[1] != 3:

@@ -105,7 +105,7 @@ def estimate_elevation(input_mask: np.ndarray, views: np.ndarray, view_masks: np
     """Elevation (degrees) of the input view whose object mask is ``input_mask`` [H, W]
     (1 = object), given the 16 views SyncDreamer generated for it [16, h, w, 3|4].
 
-    ``callback(i, total)`` is called per candidate elevation (raise from it to stop).
+    ``callback(done, total)`` is called per candidate elevation (raise from it to stop).
     """
     mask = np.asarray(input_mask, dtype=np.float32) > 0.5
     if mask.ndim != 2:
@@ -139,7 +139,7 @@ def estimate_elevation(input_mask: np.ndarray, views: np.ndarray, view_masks: np
     for i, elevation in enumerate(coarse):
         score(float(elevation))
         if callback is not None:
-            callback(i, len(coarse))
+            callback(i + 1, len(coarse))
     best = max(scores, key=lambda e: scores[e][0])
     for offset in (-step / 2, step / 2, -step / 4, step / 4):
         score(best + offset)

@@ -137,3 +137,8 @@ def parse_indices(text: str, view_count: int = VIEW_COUNT) -> list[int]:
     if not indices:
         raise ViewLayoutError("no view index given; use numbers like '0,4,8' or '0-3'")
     return indices
+
+
+def compose_latent_grid(latents: torch.Tensor, view_count: int = VIEW_COUNT) -> torch.Tensor:
+    """Latents of whole instances [B*N, C, h, w] -> one grid latent per instance [B, C, 4h, 4w]."""
+    return compose_grid(latents.movedim(1, -1), view_count).movedim(-1, 1)

@@ -1,28 +1,127 @@
-"""Writing meshes with their vertex colours."""
+"""Writing a ``MeshAsset`` as GLB, OBJ (+ MTL + PNG) or PLY, in the colour space each
+format expects.
+
+- GLB (written with pygltflib): positions, smooth normals, and either TEXCOORD_0 with an
+  embedded PNG baseColorTexture (sRGB, as glTF defines it) or COLOR_0 as float linear
+  light (glTF defines vertex colours as linear; sRGB values there look washed out).
+  The material is fully rough and not metallic: the colour is albedo.
+- OBJ (trimesh): ``.obj`` + ``.mtl`` + ``.png`` texture, or vertex colours appended to
+  the vertex lines, sRGB.
+- PLY (trimesh): vertex colours as sRGB bytes; a textured asset is sampled at its vertices.
+"""
 
 from __future__ import annotations
 
+import io
 import os
+from pathlib import Path
 
 import numpy as np
-import trimesh
+
+from .asset import MeshAsset
 
 MESH_FORMATS = ("glb", "obj", "ply")
-#: z-up (SyncDreamer's frame) to y-up (glTF): x stays, y <- z, z <- -y.
-Z_UP_TO_Y_UP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 
 
-def export_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike, file_format: str | None = None,
-                up_axis: str = "z") -> str:
-    """Write ``mesh`` (in SyncDreamer's z-up frame) as GLB/OBJ/PLY with vertex colours."""
-    file_format = (file_format or str(path).rsplit(".", 1)[-1]).lower()
+class ExportError(ValueError):
+    """A mesh that cannot be written where or as asked."""
+
+
+def export_asset(asset: MeshAsset, path: str | os.PathLike, file_format: str | None = None,
+                 up_axis: str = "y", metadata: dict | None = None) -> list[str]:
+    """Write ``asset`` (SyncDreamer's z-up frame) to ``path``; returns the files written.
+    ``up_axis`` "y" turns it to the convention of glTF and most viewers, "z" keeps SyncDreamer's."""
+    path = Path(path)
+    file_format = (file_format or path.suffix.lstrip(".")).lower()
     if file_format not in MESH_FORMATS:
-        raise ValueError(f"unknown mesh format {file_format!r}; choose one of {', '.join(MESH_FORMATS)}")
+        raise ExportError(f"unknown mesh format {file_format!r}; choose one of {', '.join(MESH_FORMATS)}")
     if up_axis not in ("y", "z"):
-        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
-    out = mesh.copy()
-    if up_axis == "y":
-        out.apply_transform(Z_UP_TO_Y_UP)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    out.export(str(path), file_type=file_format)
-    return str(path)
+        raise ExportError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+    asset.check()
+    oriented = asset.to_y_up() if up_axis == "y" else asset
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if file_format == "glb":
+        write_glb(oriented, path, metadata)
+        return [str(path)]
+    if file_format == "obj":
+        return write_obj(oriented, path)
+    mesh = oriented.to_trimesh()
+    if oriented.textured:
+        mesh.visual = mesh.visual.to_color()
+    mesh.export(str(path), file_type="ply")
+    return [str(path)]
+
+
+def write_obj(asset: MeshAsset, path: Path) -> list[str]:
+    from trimesh.exchange.obj import export_obj
+
+    mesh = asset.to_trimesh()
+    if not asset.textured:
+        path.write_text(export_obj(mesh, include_normals=True, include_color=True))
+        return [str(path)]
+    text, files = export_obj(mesh, include_normals=True, include_texture=True, return_texture=True,
+                             mtl_name=f"{path.stem}.mtl")
+    written = [str(path)]
+    path.write_text(text)
+    for name, data in files.items():
+        target = path.parent / name
+        target.write_bytes(data)
+        written.append(str(target))
+    return written
+
+
+def write_glb(asset: MeshAsset, path: Path, metadata: dict | None = None) -> None:
+    import pygltflib as G
+
+    blob = bytearray()
+    views, accessors = [], []
+
+    def add(data: np.ndarray, kind: str, component: int, target: int | None, bounds: bool = False) -> int:
+        data = np.ascontiguousarray(data)
+        while len(blob) % 4:
+            blob.append(0)
+        views.append(G.BufferView(buffer=0, byteOffset=len(blob), byteLength=data.nbytes, target=target))
+        blob.extend(data.tobytes())
+        count = data.shape[0] if kind != "SCALAR" else data.size
+        accessor = G.Accessor(bufferView=len(views) - 1, componentType=component, count=count, type=kind)
+        if bounds:
+            accessor.min = data.min(0).tolist()
+            accessor.max = data.max(0).tolist()
+        accessors.append(accessor)
+        return len(accessors) - 1
+
+    attributes = G.Attributes(
+        POSITION=add(asset.vertices.astype(np.float32), "VEC3", G.FLOAT, G.ARRAY_BUFFER, bounds=True),
+        NORMAL=add(asset.normals.astype(np.float32), "VEC3", G.FLOAT, G.ARRAY_BUFFER),
+    )
+    material = G.Material(name="syncdreamer", doubleSided=False, pbrMetallicRoughness=G.PbrMetallicRoughness(
+        baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=1.0))
+    images, textures, samplers = [], [], []
+    if asset.textured:
+        from PIL import Image
+
+        attributes.TEXCOORD_0 = add(asset.uvs.astype(np.float32), "VEC2", G.FLOAT, G.ARRAY_BUFFER)
+        png = io.BytesIO()
+        Image.fromarray(asset.texture).save(png, format="PNG")
+        while len(blob) % 4:
+            blob.append(0)
+        views.append(G.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(png.getvalue())))
+        blob.extend(png.getvalue())
+        images.append(G.Image(bufferView=len(views) - 1, mimeType="image/png"))
+        samplers.append(G.Sampler(magFilter=G.LINEAR, minFilter=G.LINEAR_MIPMAP_LINEAR, wrapS=G.CLAMP_TO_EDGE,
+                                  wrapT=G.CLAMP_TO_EDGE))
+        textures.append(G.Texture(source=0, sampler=0))
+        material.pbrMetallicRoughness.baseColorTexture = G.TextureInfo(index=0)
+    elif asset.vertex_colors is not None:
+        attributes.COLOR_0 = add(asset.linear_vertex_colors().astype(np.float32), "VEC3", G.FLOAT, G.ARRAY_BUFFER)
+    indices = add(asset.faces.astype(np.uint32).reshape(-1), "SCALAR", G.UNSIGNED_INT, G.ELEMENT_ARRAY_BUFFER)
+    gltf = G.GLTF2(
+        asset=G.Asset(version="2.0", generator="ComfyUI-SyncDreamer", extras=metadata or {}),
+        scene=0, scenes=[G.Scene(nodes=[0])], nodes=[G.Node(mesh=0, name="syncdreamer")],
+        meshes=[G.Mesh(name="syncdreamer", primitives=[G.Primitive(attributes=attributes, indices=indices,
+                                                                    material=0, mode=G.TRIANGLES)])],
+        materials=[material], textures=textures, images=images, samplers=samplers,
+        accessors=accessors, bufferViews=views, buffers=[G.Buffer(byteLength=len(blob))],
+    )
+    gltf.set_binary_blob(bytes(blob))
+    gltf.save_binary(str(path))

@@ -1,9 +1,14 @@
-"""Mesh clean-up after marching cubes: floating pieces, smoothing, decimation."""
+"""Mesh clean-up after marching cubes, and the tools a user expects before export:
+decimation to a face budget, keeping the main piece, closing holes."""
 
 from __future__ import annotations
 
 import numpy as np
 import trimesh
+
+
+class MeshToolError(ValueError):
+    """A clean-up or decimation request that cannot be met."""
 
 
 def clean_mesh(mesh: trimesh.Trimesh, smooth_iterations: int = 10, min_component_share: float = 0.02,
@@ -16,6 +21,29 @@ def clean_mesh(mesh: trimesh.Trimesh, smooth_iterations: int = 10, min_component
         mesh = trimesh.util.concatenate(parts)
     if smooth_iterations:
         trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=-0.53, iterations=smooth_iterations)
-    if max_faces and len(mesh.faces) > max_faces:
-        mesh = mesh.simplify_quadric_decimation(face_count=max_faces)
+    return decimate(mesh, max_faces) if max_faces else mesh
+
+
+def decimate(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
+    """Quadric edge-collapse decimation (fast-simplification) to at most ``max_faces``."""
+    if isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer)) or max_faces < 100:
+        raise MeshToolError(f"the face budget must be at least 100 faces, got {max_faces!r}")
+    if len(mesh.faces) <= max_faces:
+        return mesh
+    simplified = mesh.simplify_quadric_decimation(face_count=int(max_faces))
+    if len(simplified.faces) == 0:
+        raise MeshToolError(f"decimating to {max_faces} faces left nothing; raise the face budget")
+    return simplified
+
+
+def keep_largest_component(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """The connected piece with the most faces."""
+    parts = mesh.split(only_watertight=False)
+    return mesh if len(parts) <= 1 else max(parts, key=lambda p: len(p.faces))
+
+
+def close_holes(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Fill the holes trimesh can close (fans over simple boundary loops), in place."""
+    trimesh.repair.fill_holes(mesh)
+    trimesh.repair.fix_normals(mesh)
     return mesh

@@ -1,4 +1,5 @@
-"""The two reconstruction paths end to end: views -> coloured mesh."""
+"""The two reconstruction paths end to end: views -> coloured mesh -> the asset a user
+takes home (textured or vertex-coloured, decimated, cleaned)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import trimesh
 
 from ..cameras import CameraSet, target_cameras
 from .carving import POINT_CHUNK, visual_hull
+from .asset import MeshAsset, from_trimesh
 from .coloring import paint, vertex_colors
 from .fields import DEFAULT_BOUND, VolumeGrid, field_to_mesh, resample_grid
-from .mesh_tools import clean_mesh
+from .mesh_tools import clean_mesh, close_holes, decimate, keep_largest_component
 from .neus import RefineSettings, refine_sdf
 from .views import ViewSet, prepare_views
 
@@ -113,3 +115,29 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
     mesh, offset = _finish(field, viewset, cameras, smooth_iterations, max_faces, color, recentre)
     result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started, offset)
     return result if return_details else mesh
+
+
+def make_asset(result: ReconstructionResult, texture_size: int | None = 1024, max_faces: int | None = None,
+               cleanup: bool = False, callback: Progress | None = None) -> MeshAsset:
+    """The reconstruction as a deliverable asset: optionally cleaned (largest piece, holes
+    closed) and decimated to ``max_faces``, then coloured from the views: a baked
+    ``texture_size``^2 texture, or vertex colours when ``texture_size`` is None."""
+    from .texture import bake_texture, check_texture_size
+
+    if texture_size is not None:
+        check_texture_size(texture_size)
+    cameras = target_cameras()
+    # Colour in the frame the views were rendered in; move the result back afterwards.
+    mesh = result.mesh.copy()
+    mesh.apply_translation(-np.asarray(result.recentring))
+    if cleanup:
+        mesh = close_holes(keep_largest_component(mesh))
+    if max_faces:
+        mesh = decimate(mesh, max_faces)
+    if texture_size is None:
+        tick = Ticker(len(cameras), callback)
+        asset = from_trimesh(paint(mesh, vertex_colors(mesh, result.views.colors, result.views.masks, cameras, tick)))
+    else:
+        asset = bake_texture(mesh, result.views, cameras, texture_size, callback)
+    asset.vertices = asset.vertices + np.asarray(result.recentring, np.float32)
+    return asset
