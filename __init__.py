@@ -1,4 +1,9 @@
-"""ComfyUI-SyncDreamer: single image -> 16 multiview-consistent views -> textured mesh."""
+"""ComfyUI-SyncDreamer: single image -> 16 multiview-consistent views -> textured mesh.
+
+ComfyUI loads the nodes through ``comfy_entrypoint`` (its node schema, ``comfy_api.latest``).
+Importing the pack is cheap: the model code, diffusers, transformers and trimesh are
+imported only when a node first runs.
+"""
 
 import os
 import sys
@@ -6,6 +11,12 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.append(_HERE)  # makes `syncdreamer_core` importable; appended so nothing is shadowed
+
+#: Node help pages (web/docs/<node>.md) and their pictures, served by ComfyUI.
+WEB_DIRECTORY = "./web"
+#: Example inputs the shipped workflows name, copied into ComfyUI's input folder.
+EXAMPLE_INPUTS = {"teapot.png": "syncdreamer_teapot.png", "sketch_mug.png": "syncdreamer_sketch_mug.png",
+                  "chicken-views.png": "syncdreamer_chicken_views.png"}
 
 
 def _register_model_folder() -> None:
@@ -33,7 +44,7 @@ def _provide_example_inputs() -> None:
     except Exception:  # noqa: BLE001 - outside ComfyUI, or no input folder
         return
     examples = os.path.join(_HERE, "syncdreamer_core", "examples")
-    for source, name in (("teapot.png", "syncdreamer_teapot.png"), ("sketch_mug.png", "syncdreamer_sketch_mug.png")):
+    for source, name in EXAMPLE_INPUTS.items():
         destination = os.path.join(target, name)
         if os.path.isdir(target) and not os.path.exists(destination):
             try:
@@ -45,6 +56,11 @@ def _provide_example_inputs() -> None:
 _register_model_folder()
 _provide_example_inputs()
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+try:
+    import comfy_api.latest  # noqa: F401 - ComfyUI's node schema
+except ImportError:  # imported outside ComfyUI (tools, test collection): there are no nodes to offer
+    comfy_entrypoint = None
+else:
+    from .nodes import comfy_entrypoint
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

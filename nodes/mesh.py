@@ -1,4 +1,4 @@
-"""Mesh reconstruction from the 16 views, and saving meshes."""
+"""From views to the 3D asset: reconstruct, save, turn around, and rank candidates."""
 
 from __future__ import annotations
 
@@ -6,131 +6,278 @@ import os
 
 import numpy as np
 import torch
+from comfy_api.latest import io
 
 from syncdreamer_core.constants import VIEW_COUNT
-from syncdreamer_core.recon import ReconstructionInputError, reconstruct_fast, reconstruct_quality
-from syncdreamer_core.recon.export import MESH_FORMATS, export_mesh
 
-from .common import CATEGORY, NodeInputError, image_batch
+from .common import (
+    CATEGORY,
+    NodeInputError,
+    core_errors,
+    finite_number,
+    image_batch,
+    mask_batch,
+    progress,
+    schema,
+    to_image,
+    to_numpy,
+    whole_number,
+)
+from .host import make_mesh_value
+
+TEXTURE_CHOICES = ["none", "1024", "2048", "512"]
+DEFAULT_MAX_FACES = 30000
 
 
-class SyncDreamerMesh:
-    """The MESH value: batched ``vertices`` [1, V, 3] and ``faces`` [1, F, 3] like ComfyUI's own
-    MESH (so SaveGLB/Preview nodes accept it), plus ``vertex_colors`` [1, V, 3] and the mesh."""
+# ---------------------------------------------------------------- MESH <-> asset
 
-    def __init__(self, mesh):
-        self.mesh = mesh
-        self.vertices = torch.from_numpy(np.asarray(mesh.vertices, np.float32))[None]
-        self.faces = torch.from_numpy(np.asarray(mesh.faces, np.int64))[None]
-        colors = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0 if mesh.visual.kind == "vertex" else None
-        self.vertex_colors = None if colors is None else torch.from_numpy(colors.astype(np.float32))[None]
+def mesh_value(asset):
+    """A core ``MeshAsset`` (z up) as the host's MESH: y up like every ComfyUI 3D node,
+    vertex colours linear (glTF's COLOR_0), texture sRGB floats."""
+    oriented = asset.to_y_up()
+
+    def batch(array, dtype=torch.float32):
+        return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(dtype)[None]
+
+    texture = None if oriented.texture is None else oriented.texture.astype(np.float32) / 255.0
+    return make_mesh_value(batch(oriented.vertices), batch(oriented.faces, torch.int64), batch(oriented.uvs),
+                           batch(oriented.linear_vertex_colors()), batch(texture))
 
 
-class SyncDreamerReconstruct:
-    DESCRIPTION = ("Builds a coloured mesh from the 16 views (SyncDreamer renders on white, so no matting model is "
-                   "needed). fast: silhouette carving, seconds. quality: refines it by fitting a signed distance "
-                   "field to the images (NeuS-style), minutes on a CPU.")
+def assets_of(mesh) -> list:
+    """Every item of a MESH value (ours or another node's) as a core asset."""
+    from syncdreamer_core.recon.asset import from_arrays
+
+    vertices, faces = getattr(mesh, "vertices", None), getattr(mesh, "faces", None)
+    if not torch.is_tensor(vertices) or not torch.is_tensor(faces) or vertices.ndim != 3 or faces.ndim != 3:
+        raise NodeInputError("mesh must be a MESH with batched vertices [B, N, 3] and faces [B, M, 3]")
+    counts = getattr(mesh, "vertex_counts", None), getattr(mesh, "face_counts", None)
+    uvs, colors, texture = (getattr(mesh, name, None) for name in ("uvs", "vertex_colors", "texture"))
+    out = []
+    for i in range(vertices.shape[0]):
+        v_count = int(counts[0][i]) if counts[0] is not None else vertices.shape[1]
+        f_count = int(counts[1][i]) if counts[1] is not None else faces.shape[1]
+        out.append(core_errors(
+            from_arrays, to_numpy(vertices[i, :v_count]), faces[i, :f_count].cpu().numpy(),
+            None if uvs is None else to_numpy(uvs[i, :v_count]),
+            None if colors is None else to_numpy(colors[i, :v_count]),
+            None if texture is None else to_numpy(texture[min(i, texture.shape[0] - 1)])))
+    return out
+
+
+# ---------------------------------------------------------------- nodes
+
+class SyncDreamerReconstruct(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return schema(
+            node_id="SyncDreamerReconstruct",
+            display_name="SyncDreamer Reconstruct Mesh",
+            category=CATEGORY,
+            search_aliases=["views to mesh", "image to 3d", "multiview reconstruction", "texture bake"],
+            description=("Builds the 3D mesh from the 16 views (SyncDreamer renders on white, so no matting model is "
+                         "needed) and colours it with a texture baked from the views (or vertex colours). fast: "
+                         "silhouette carving, seconds. quality: refines it by fitting a signed distance field to the "
+                         "images (NeuS-style), minutes on a CPU. The MESH is ComfyUI's own type, y up: stock Save "
+                         "3D Model (SaveGLB) writes it with its texture."),
+            inputs=[
+                io.Image.Input("views", tooltip="The 16 decoded views (one set; use 'Pick Candidate' or 'Rank "
+                               "Candidates' for batches)."),
+                io.Combo.Input("method", options=["fast", "quality"], default="fast", tooltip=(
+                    "fast: carve the silhouettes and mesh them (seconds). quality: then fit a signed distance "
+                    "field to the colours and silhouettes by differentiable rendering (minutes on a CPU), "
+                    "closer to the object.")),
+                io.Int.Input("resolution", default=128, min=32, max=320, step=8, tooltip=(
+                    "Voxels per side of the carving grid (fast) and of the final mesh grid (quality).")),
+                io.Int.Input("quality_steps", default=800, min=1, max=20000, tooltip=(
+                    "Optimisation iterations of the quality method (800: about two minutes on a CPU).")),
+                io.Int.Input("quality_resolution", default=96, min=32, max=256, step=8,
+                             tooltip="Voxels per side of the signed distance field the quality method optimises."),
+                io.Int.Input("vote_tolerance", default=2, min=0, max=4, tooltip=(
+                    "How many views may disagree with the others (bad masks) and be left out of the carving.")),
+                io.Mask.Input("masks", optional=True, tooltip=(
+                    "Object masks (1 = object) of the 16 views, if you have better ones than the white-background "
+                    "detection.")),
+                io.Combo.Input("texture", options=TEXTURE_CHOICES, default="1024", optional=True, tooltip=(
+                    "Colour as a base-colour texture of this size baked from the views (UV-unwrapped with "
+                    "xatlas), or 'none' for vertex colours.")),
+                io.Int.Input("max_faces", default=DEFAULT_MAX_FACES, min=0, max=2_000_000, step=1000, optional=True,
+                             tooltip="Decimate the mesh to at most this many triangles before colouring (0 keeps "
+                             "all of them, ~70k at resolution 128)."),
+                io.Boolean.Input("cleanup", default=False, optional=True, tooltip=(
+                    "Keep only the largest connected piece and close holes.")),
+            ],
+            outputs=[io.Mesh.Output("MESH", display_name="MESH", tooltip=(
+                "ComfyUI's MESH (y up): vertices, faces, UVs + texture (sRGB) or vertex colours (linear)."))],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "views": ("IMAGE", {"tooltip": "The 16 decoded views (one set; use 'Pick Candidate' for batches)."}),
-                "method": (["fast", "quality"], {"default": "fast"}),
-                "resolution": ("INT", {"default": 128, "min": 32, "max": 320, "step": 8,
-                                       "tooltip": "Voxels per side of the carving grid (fast) / mesh grid."}),
-                "quality_steps": ("INT", {"default": 800, "min": 1, "max": 20000,
-                                          "tooltip": "Optimisation iterations of the quality method."}),
-                "quality_resolution": ("INT", {"default": 96, "min": 32, "max": 256, "step": 8,
-                                               "tooltip": "SDF grid of the quality method."}),
-                "vote_tolerance": ("INT", {"default": 2, "min": 0, "max": 4,
-                                           "tooltip": "Views whose silhouette may disagree with the rest (bad masks)."}),
-            },
-            "optional": {"masks": ("MASK", {"tooltip": "Object masks (1 = object) of the 16 views, if you have "
-                                            "better ones than the white-background detection."})},
-        }
-
-    RETURN_TYPES = ("MESH",)
-    FUNCTION = "reconstruct"
-    CATEGORY = CATEGORY
-
-    def reconstruct(self, views, method="fast", resolution=128, quality_steps=800, quality_resolution=96,
-                    vote_tolerance=2, masks=None):
+    def execute(cls, views, method="fast", resolution=128, quality_steps=800, quality_resolution=96,
+                vote_tolerance=2, masks=None, texture="1024", max_faces=DEFAULT_MAX_FACES, cleanup=False):
         import comfy.model_management as mm
-        import comfy.utils
+
+        from syncdreamer_core.recon import make_asset, reconstruct_fast, reconstruct_quality
 
         image_batch(views, "views")
         if views.shape[0] != VIEW_COUNT:
             raise NodeInputError(f"views must be exactly {VIEW_COUNT} images (one set), got {views.shape[0]}; "
-                                 "use 'SyncDreamer Pick Candidate' to take one set out of a batch")
-        array = views.cpu().numpy()
-        mask_array = masks.cpu().numpy() if masks is not None else None
-        try:
-            if method == "fast":
-                mesh = reconstruct_fast(array, mask_array, resolution=resolution, vote_tolerance=vote_tolerance)
-            else:
-                bar = comfy.utils.ProgressBar(quality_steps)
+                                 "use 'SyncDreamer Pick Candidate' or 'SyncDreamer Rank Candidates' to take one set "
+                                 "out of a batch")
+        if texture not in TEXTURE_CHOICES:
+            raise NodeInputError(f"texture must be one of {', '.join(TEXTURE_CHOICES)}, got {texture!r}")
+        resolution = whole_number(resolution, "resolution", 32, 320)
+        max_faces = whole_number(max_faces, "max_faces", 0, 2_000_000)
+        if 0 < max_faces < 100:
+            raise NodeInputError(f"max_faces must be 0 (keep all) or at least 100, got {max_faces}")
+        vote_tolerance = whole_number(vote_tolerance, "vote_tolerance", 0, 4)
+        mask_array = None
+        if masks is not None:
+            mask_array = to_numpy(mask_batch(masks, "masks", views.shape[1], views.shape[2]))
+            if mask_array.shape[0] != VIEW_COUNT:
+                raise NodeInputError(f"masks must be {VIEW_COUNT} masks, one per view, got {mask_array.shape[0]}")
+        array = to_numpy(views)
+        if method == "fast":
+            result = core_errors(reconstruct_fast, array, mask_array, resolution=resolution,
+                                 vote_tolerance=vote_tolerance, callback=progress(1), return_details=True)
+        elif method == "quality":
+            quality_steps = whole_number(quality_steps, "quality_steps", 1, 20000)
+            quality_resolution = whole_number(quality_resolution, "quality_resolution", 32, 256)
+            result = core_errors(reconstruct_quality, array, mask_array, steps=quality_steps,
+                                 resolution=quality_resolution, mesh_resolution=max(resolution, quality_resolution),
+                                 vote_tolerance=vote_tolerance, device=mm.get_torch_device(),
+                                 callback=progress(quality_steps), return_details=True)
+        else:
+            raise NodeInputError(f"method must be 'fast' or 'quality', got {method!r}")
+        size = None if texture == "none" else int(texture)
+        asset = core_errors(make_asset, result, size, max_faces or None, bool(cleanup), progress(1))
+        return io.NodeOutput(mesh_value(asset))
 
-                def progress(i, total):
-                    bar.update_absolute(i + 1, total)
-                    mm.throw_exception_if_processing_interrupted()
 
-                mesh = reconstruct_quality(array, mask_array, steps=quality_steps, resolution=quality_resolution,
-                                           mesh_resolution=max(resolution, quality_resolution),
-                                           vote_tolerance=vote_tolerance, device=mm.get_torch_device(),
-                                           callback=progress)
-        except ReconstructionInputError as error:
-            raise NodeInputError(str(error)) from None
-        return (SyncDreamerMesh(mesh),)
+class SyncDreamerSaveMesh(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        from syncdreamer_core.recon.export import MESH_FORMATS
 
-
-class SyncDreamerSaveMesh:
-    DESCRIPTION = "Saves a mesh with its vertex colours as GLB, OBJ or PLY in the output folder and previews it."
+        return schema(
+            node_id="SyncDreamerSaveMesh",
+            display_name="SyncDreamer Save Mesh",
+            category=CATEGORY,
+            search_aliases=["export mesh", "save glb", "save obj", "save ply"],
+            description=("Saves a mesh as GLB (texture or linear vertex colours, as glTF defines them), OBJ (+ MTL "
+                         "+ PNG) or PLY in the output folder; its output feeds Preview3D. Works with any MESH."),
+            is_output_node=True,
+            inputs=[
+                io.Mesh.Input("mesh", tooltip="A MESH, e.g. from 'SyncDreamer Reconstruct Mesh'."),
+                io.String.Input("filename_prefix", default="mesh/syncdreamer", tooltip=(
+                    "Where in the output folder: 'folder/name' gives output/folder/name_00001_.glb.")),
+                io.Combo.Input("format", options=list(MESH_FORMATS), default="glb", tooltip=(
+                    "glb: one file, for the web, Blender and ComfyUI's viewer. obj: .obj + .mtl + texture .png. "
+                    "ply: vertex colours, for point-cloud and mesh tools.")),
+                io.Combo.Input("up_axis", options=["y", "z"], default="y", tooltip=(
+                    "y: the convention of glTF and most viewers (the MESH is already y up). z: SyncDreamer's own "
+                    "object frame, as the reference saves meshes.")),
+            ],
+            outputs=[io.String.Output("model_file", display_name="model_file",
+                                      tooltip="Path relative to the output folder, for Preview3D.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "mesh": ("MESH",),
-            "filename_prefix": ("STRING", {"default": "mesh/syncdreamer"}),
-            "format": (list(MESH_FORMATS), {"default": "glb"}),
-            "up_axis": (["y", "z"], {"default": "y", "tooltip": "y: the convention of glTF and most viewers. "
-                                     "z: SyncDreamer's own object frame (as the reference saves meshes)."}),
-        }}
-
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("model_file",)
-    OUTPUT_TOOLTIPS = ("Path relative to the output folder, for Preview3D.",)
-    OUTPUT_NODE = True
-    FUNCTION = "save"
-    CATEGORY = CATEGORY
-
-    def save(self, mesh, filename_prefix, format="glb", up_axis="y"):
+    def execute(cls, mesh, filename_prefix, format="glb", up_axis="y"):
         import folder_paths
 
-        meshes = _as_trimeshes(mesh)
+        from syncdreamer_core.recon.export import MESH_FORMATS, export_asset
+
+        if format not in MESH_FORMATS:
+            raise NodeInputError(f"format must be one of {', '.join(MESH_FORMATS)}, got {format!r}")
+        if up_axis not in ("y", "z"):
+            raise NodeInputError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+        assets = assets_of(mesh)
         output_dir = folder_paths.get_output_directory()
         folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
         results, first = [], None
-        for item in meshes:
+        for asset in assets:
             name = f"{filename}_{counter:05}_.{format}"
-            export_mesh(item, os.path.join(folder, name), format, up_axis)
+            core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis,
+                        {"generator": "ComfyUI-SyncDreamer"})
             results.append({"filename": name, "subfolder": subfolder, "type": "output"})
             first = first or os.path.join(subfolder, name)
             counter += 1
-        return {"ui": {"3d": results}, "result": (first,)}
+        return io.NodeOutput(first, ui={"3d": results})
 
 
-def _as_trimeshes(mesh) -> list:
-    import trimesh
+class SyncDreamerTurntable(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return schema(
+            node_id="SyncDreamerTurntable",
+            display_name="SyncDreamer Turntable",
+            category=CATEGORY,
+            search_aliases=["turntable", "orbit render", "360 video", "render mesh"],
+            description=("Renders a mesh (texture or vertex colours) from a circle of cameras around it, as an IMAGE "
+                         "batch: feed it to Save Animated WEBP or a video node for a turntable, or to Preview Image."),
+            inputs=[
+                io.Mesh.Input("mesh", tooltip="A MESH, e.g. from 'SyncDreamer Reconstruct Mesh'."),
+                io.Int.Input("frames", default=24, min=1, max=360, tooltip="Frames of one full turn."),
+                io.Float.Input("elevation", default=20.0, min=-89.0, max=89.0, step=1.0,
+                               tooltip="Camera elevation in degrees (0: level with the object)."),
+                io.Int.Input("resolution", default=384, min=32, max=1024, step=32,
+                             tooltip="Frame size in pixels (square)."),
+                io.Float.Input("light", default=0.35, min=0.0, max=1.0, step=0.05, tooltip=(
+                    "0: flat colour (the albedo as baked); higher: more shading from a light at the camera.")),
+            ],
+            outputs=[io.Image.Output("IMAGE", display_name="IMAGE", tooltip="frames x resolution x resolution, on white.")],
+        )
 
-    if hasattr(mesh, "mesh"):
-        return [mesh.mesh]
-    out = []
-    colors = getattr(mesh, "vertex_colors", None)
-    for i in range(mesh.vertices.shape[0]):
-        item = trimesh.Trimesh(mesh.vertices[i].cpu().numpy(), mesh.faces[i].cpu().numpy(), process=False)
-        if colors is not None:
-            rgba = np.concatenate([colors[i].cpu().numpy(), np.ones((len(item.vertices), 1))], 1)
-            item.visual = trimesh.visual.ColorVisuals(item, vertex_colors=(rgba * 255).astype(np.uint8))
-        out.append(item)
-    return out
+    @classmethod
+    def execute(cls, mesh, frames=24, elevation=20.0, resolution=384, light=0.35):
+        from syncdreamer_core.recon.turntable import turntable
+
+        frames = whole_number(frames, "frames", 1, 360)
+        resolution = whole_number(resolution, "resolution", 32, 1024)
+        elevation = finite_number(elevation, "elevation", -89.0, 89.0)
+        light = finite_number(light, "light", 0.0, 1.0)
+        assets = assets_of(mesh)
+        report = progress(frames * len(assets))
+        images = []
+        for i, asset in enumerate(assets):
+            images.append(core_errors(turntable, asset, frames, elevation, resolution, light,
+                                      callback=lambda done, total, i=i: report(i * frames + done, frames * len(assets))))
+        return io.NodeOutput(to_image(np.concatenate(images)))
+
+
+class SyncDreamerRankCandidates(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return schema(
+            node_id="SyncDreamerRankCandidates",
+            display_name="SyncDreamer Rank Candidates",
+            category=CATEGORY,
+            search_aliases=["best candidate", "pick best views", "consistency score"],
+            description=("Scores every candidate set of 16 views for multiview consistency (does the shape carved "
+                         "from all silhouettes fill each view's silhouette; do the views agree on the colour of "
+                         "each surface point) and outputs the best set, all sets best first, and the scores."),
+            inputs=[io.Image.Input("views", tooltip="Several sets of 16 views (a sampler with batch_size > 1, decoded).")],
+            outputs=[
+                io.Image.Output("best_views", display_name="best_views", tooltip="The 16 views of the best candidate."),
+                io.Image.Output("ranked_views", display_name="ranked_views",
+                                tooltip="All candidates' views, best candidate first."),
+                io.Int.Output("best_index", display_name="best_index",
+                              tooltip="Index of the best candidate in the input batch (its seed is seed + index)."),
+                io.String.Output("scores", display_name="scores", tooltip="Every candidate's score, best first."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, views):
+        from syncdreamer_core.recon.ranking import rank_candidates
+
+        image_batch(views, "views")
+        if views.shape[0] % VIEW_COUNT:
+            raise NodeInputError(f"views must hold sets of {VIEW_COUNT} images, got {views.shape[0]}")
+        count = views.shape[0] // VIEW_COUNT
+        ranking = core_errors(rank_candidates, to_numpy(views), VIEW_COUNT, progress(count))
+        order = torch.cat([torch.arange(s.index * VIEW_COUNT, (s.index + 1) * VIEW_COUNT) for s in ranking])
+        best = ranking[0].index
+        text = "\n".join(s.describe() for s in ranking)
+        return io.NodeOutput(views[best * VIEW_COUNT:(best + 1) * VIEW_COUNT], views[order], best, text,
+                             ui={"text": [text]})

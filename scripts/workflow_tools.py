@@ -36,39 +36,54 @@ def stock_definitions() -> dict:
     return data
 
 
-def _ensure_host_lists(stock: dict) -> None:
-    """Our nodes read ComfyUI's sampler/scheduler lists; outside ComfyUI, give them the
-    recorded ones."""
-    if "comfy.samplers" in sys.modules and hasattr(sys.modules["comfy.samplers"], "SAMPLER_NAMES"):
-        return
-    ksampler = stock["KSampler"]["input"]["required"]
-    samplers = types.ModuleType("comfy.samplers")
-    samplers.SAMPLER_NAMES = list(ksampler["sampler_name"][0])
-    samplers.SCHEDULER_NAMES = list(ksampler["scheduler"][0])
+def _ensure_host(stock: dict) -> None:
+    """Outside ComfyUI, give our nodes the host pieces their schemas read: the node-schema
+    stand-ins of the tests and the recorded sampler/scheduler lists."""
+    try:
+        import comfy_api.latest  # noqa: F401 - a real host (or the stand-ins) is importable
+    except ImportError:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import comfy_stubs
+
+        comfy_stubs.install_api()
+    if "comfy.samplers" not in sys.modules or not hasattr(sys.modules["comfy.samplers"], "SAMPLER_NAMES"):
+        ksampler = stock["KSampler"]["input"]["required"]
+        samplers = types.ModuleType("comfy.samplers")
+        samplers.SAMPLER_NAMES = list(options_of(ksampler["sampler_name"]))
+        samplers.SCHEDULER_NAMES = list(options_of(ksampler["scheduler"]))
+        comfy = sys.modules.setdefault("comfy", types.ModuleType("comfy"))
+        comfy.samplers = samplers
+        sys.modules["comfy.samplers"] = samplers
     folder_paths = sys.modules.get("folder_paths") or types.ModuleType("folder_paths")
     if not hasattr(folder_paths, "get_filename_list"):
         folder_paths.get_filename_list = lambda name: []
-    comfy = sys.modules.setdefault("comfy", types.ModuleType("comfy"))
-    comfy.samplers = samplers
-    sys.modules["comfy.samplers"] = samplers
     sys.modules["folder_paths"] = folder_paths
 
 
 def pack_definitions(stock: dict | None = None) -> dict:
+    """/object_info entries of this pack's nodes, as the host derives them from their schemas."""
     stock = stock or stock_definitions()
-    _ensure_host_lists(stock)
+    _ensure_host(stock)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from nodes import NODE_CLASS_MAPPINGS
+    from nodes import NODES
 
     out = {}
-    for name, cls in NODE_CLASS_MAPPINGS.items():
-        spec = cls.INPUT_TYPES()
-        out[name] = {
-            "input": {k: v for k, v in spec.items() if k in ("required", "optional")},
-            "output": list(cls.RETURN_TYPES),
-            "output_name": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)),
-            "output_node": bool(getattr(cls, "OUTPUT_NODE", False)),
+    for cls in NODES:
+        schema = cls.GET_SCHEMA()
+        inputs: dict = {"required": {}}
+        for item in schema.inputs:
+            spec = item.as_dict()
+            spec.pop("optional", None)
+            inputs.setdefault("optional" if item.optional else "required", {})[item.id] = [str(item.io_type), spec]
+        out[schema.node_id] = {
+            "input": inputs,
+            "input_order": {key: list(value) for key, value in inputs.items()},
+            "output": [str(o.io_type) for o in schema.outputs],
+            "output_name": [o.display_name or str(o.io_type) for o in schema.outputs],
+            "output_node": bool(schema.is_output_node),
+            "display_name": schema.display_name,
+            "description": schema.description,
         }
     return out
 
@@ -91,16 +106,35 @@ def _inputs(definition: dict) -> list[tuple[str, list, bool]]:
     return out
 
 
+def is_combo(spec) -> bool:
+    """A dropdown: a list of options (classic schema) or COMBO with "options" (node schema)."""
+    return isinstance(spec[0], list) or spec[0] == "COMBO"
+
+
+def options_of(spec) -> list:
+    if isinstance(spec[0], list):
+        return spec[0]
+    return (spec[1] if len(spec) > 1 else {}).get("options", [])
+
+
 def is_widget(spec) -> bool:
-    return isinstance(spec[0], list) or spec[0] in WIDGET_TYPES
+    return is_combo(spec) or spec[0] in WIDGET_TYPES
 
 
 def widget_default(spec):
-    if isinstance(spec[0], list):
-        options = spec[1] if len(spec) > 1 else {}
-        return options.get("default", spec[0][0] if spec[0] else "")
     options = spec[1] if len(spec) > 1 else {}
+    if is_combo(spec):
+        choices = options_of(spec)
+        return options.get("default", choices[0] if choices else "")
     return options.get("default", {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[spec[0]])
+
+
+def accepts(input_type: str, output_type: str) -> bool:
+    """Whether an input of ``input_type`` takes a link of ``output_type``: equal, a wildcard,
+    or one of a multi-type input's comma-separated types (e.g. Preview3D's model_file)."""
+    if "*" in (input_type, output_type) or input_type == output_type:
+        return True
+    return output_type in input_type.split(",")
 
 
 def _extra_after(node_type: str, name: str, spec) -> list:
@@ -159,7 +193,7 @@ def build_ui(graph: Graph, definitions: dict) -> dict:
                 values.append(value)
                 values.extend(_extra_after(node.type, name, spec))
                 if link is not None:
-                    inputs.append({"name": name, "type": "COMBO" if isinstance(spec[0], list) else spec[0],
+                    inputs.append({"name": name, "type": "COMBO" if is_combo(spec) else spec[0],
                                    "widget": {"name": name}, "link": link})
             else:
                 entry = {"name": name, "type": spec[0], "link": link}
@@ -251,10 +285,10 @@ def ui_to_api(ui: dict, definitions: dict) -> dict:
 def _value_problem(node_type: str, name: str, spec, value) -> str | None:
     kind = spec[0]
     options = spec[1] if len(spec) > 1 else {}
-    if isinstance(kind, list):
+    if is_combo(spec):
         if (node_type, name) in FILE_COMBOS:
             return None if isinstance(value, str) and value else f"{name}: expected a file name, got {value!r}"
-        return None if value in kind else f"{name}: {value!r} is not one of the options"
+        return None if value in options_of(spec) else f"{name}: {value!r} is not one of the options"
     if kind == "INT":
         if isinstance(value, bool) or not isinstance(value, int):
             return f"{name}: expected an integer, got {value!r}"
@@ -310,8 +344,8 @@ def validate_ui(ui: dict, definitions: dict) -> list[str]:
             problems.append(f"link {link_id}: target slot {dst_slot} of node {dst} does not hold it")
             continue
         spec = dict((n, s) for n, s, _ in _inputs(dst_def))[entry["name"]]
-        in_type = "COMBO" if isinstance(spec[0], list) else spec[0]
-        if out_type != link_type or (in_type != out_type and "*" not in (in_type, out_type)):
+        in_type = "COMBO" if is_combo(spec) else spec[0]
+        if out_type != link_type or not accepts(in_type, out_type):
             problems.append(f"link {link_id}: {nodes[src]['type']} output {out_type} -> "
                             f"{dst_node['type']}.{entry['name']} ({in_type}), link says {link_type}")
     return problems

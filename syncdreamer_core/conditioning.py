@@ -110,7 +110,8 @@ def check_input_pixels(pixels: torch.Tensor) -> torch.Tensor:
                                 f"got {pixels.shape[3]}x{pixels.shape[2]}")
     if not torch.isfinite(pixels).all():
         raise ConditioningError("the prepared input contains NaN or infinite pixels")
-    return pixels
+    # One memory layout for every route: convolution kernels pick their summation order by it.
+    return pixels.float().contiguous()
 
 
 @torch.inference_mode()

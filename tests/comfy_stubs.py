@@ -1,11 +1,16 @@
-"""Small stand-ins for the parts of ComfyUI the nodes call, so node functions can be
-tested where the host is not installed. They follow the host's documented behaviour
-(noise scaling, the ddim_uniform schedule, the sampler calling convention); the
-integration tests check the same nodes against a real ComfyUI."""
+"""Small stand-ins for the parts of ComfyUI the pack uses, so nodes and workflows can be
+tested where no host is installed. They follow the host's documented behaviour: the
+node schema (``comfy_api.latest``: inputs, outputs, the V1 description that /object_info
+serves), noise scaling, the ddim_uniform schedule, the sampler calling convention, and
+the output folder's save-path rules (no escaping the folder, numbered files). The
+integration tests check the same nodes against real ComfyUI hosts."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import math
+import os
 import sys
 import types
 from pathlib import Path
@@ -23,12 +28,200 @@ def _module(name: str, **attrs) -> types.ModuleType:
     return module
 
 
+# ---------------------------------------------------------------- comfy_api.latest (node schema)
+
+def _prune(values: dict) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class _Input:
+    io_type = "*"
+    #: Options each input kind serialises, with the name /object_info uses.
+    fields: dict[str, str] = {}
+
+    def __init__(self, id, display_name=None, optional=False, tooltip=None, lazy=None, **options):
+        unknown = set(options) - set(self.fields)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected options {sorted(unknown)}")
+        self.id, self.display_name, self.optional, self.tooltip, self.lazy = id, display_name, optional, tooltip, lazy
+        self.options = options
+
+    def as_dict(self) -> dict:
+        base = _prune({"display_name": self.display_name, "optional": self.optional, "tooltip": self.tooltip,
+                       "lazy": self.lazy})
+        return base | _prune({self.fields[k]: v for k, v in self.options.items()})
+
+
+class _Output:
+    io_type = "*"
+
+    def __init__(self, id=None, display_name=None, tooltip=None, is_output_list=False):
+        self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name, tooltip, is_output_list
+
+
+def _type(io_type: str, input_fields: dict | None = None, widget: bool = False):
+    fields = {"default": "default", **(input_fields or {})} if widget else dict(input_fields or {})
+    return type(io_type, (), {
+        "io_type": io_type,
+        "Input": type("Input", (_Input,), {"io_type": io_type, "fields": fields}),
+        "Output": type("Output", (_Output,), {"io_type": io_type}),
+    })
+
+
+class _ComboInput(_Input):
+    io_type = "COMBO"
+    fields = {"default": "default", "control_after_generate": "control_after_generate", "upload": "upload"}
+
+    def __init__(self, id, options=None, display_name=None, optional=False, tooltip=None, lazy=None, **kw):
+        super().__init__(id, display_name, optional, tooltip, lazy, **kw)
+        self.choices = list(options or [])
+
+    def as_dict(self) -> dict:
+        return super().as_dict() | {"multiselect": False, "options": self.choices}
+
+
+@dataclasses.dataclass
+class Schema:
+    node_id: str
+    display_name: str | None = None
+    category: str = "sd"
+    inputs: list = dataclasses.field(default_factory=list)
+    outputs: list = dataclasses.field(default_factory=list)
+    hidden: list = dataclasses.field(default_factory=list)
+    description: str = ""
+    search_aliases: list = dataclasses.field(default_factory=list)
+    is_output_node: bool = False
+    is_deprecated: bool = False
+    is_experimental: bool = False
+    not_idempotent: bool = False
+
+    def validate(self) -> None:
+        inputs = [i.id for i in self.inputs]
+        outputs = [o.id for o in self.outputs]
+        if len(set(inputs)) != len(inputs) or len(set(outputs)) != len(outputs) or set(inputs) & set(outputs):
+            raise ValueError(f"{self.node_id}: input and output ids must be unique, got {inputs} / {outputs}")
+
+
+class NodeOutput:
+    def __init__(self, *args, ui=None, expand=None, block_execution=None):
+        self.args, self.ui = args, ui
+
+    @property
+    def result(self):
+        return self.args or None
+
+    def __getitem__(self, index):
+        return self.args[index]
+
+
+class ComfyNode:
+    """The parts of the host's base class the pack and the tests use."""
+
+    @classmethod
+    def GET_SCHEMA(cls) -> Schema:
+        schema = cls.define_schema()
+        schema.validate()
+        return schema
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return node_info_v1(cls)["input"]
+
+    @classmethod
+    def execute_v1(cls, **kwargs):
+        """What the host returns to the graph: the outputs as a tuple (and ui), from execute."""
+        out = cls.execute(**kwargs)
+        return out if isinstance(out, NodeOutput) else NodeOutput(*out)
+
+
+def node_info_v1(cls) -> dict:
+    """The /object_info entry of a schema node, built as the host builds it."""
+    schema = cls.GET_SCHEMA()
+    inputs: dict = {"required": {}}
+    for item in schema.inputs:
+        spec = item.as_dict()
+        spec.pop("optional", None)
+        inputs.setdefault("optional" if item.optional else "required", {})[item.id] = (item.io_type, spec)
+    return {
+        "input": inputs,
+        "input_order": {key: list(value) for key, value in inputs.items()},
+        "output": [o.io_type for o in schema.outputs],
+        "output_is_list": [o.is_output_list for o in schema.outputs],
+        "output_name": [o.display_name or o.io_type for o in schema.outputs],
+        "output_tooltips": [o.tooltip for o in schema.outputs],
+        "name": schema.node_id,
+        "display_name": schema.display_name,
+        "description": schema.description,
+        "category": schema.category,
+        "output_node": schema.is_output_node,
+        "search_aliases": schema.search_aliases or None,
+    }
+
+
+class ComfyExtension:
+    async def on_load(self) -> None:
+        return None
+
+    async def get_node_list(self) -> list:
+        raise NotImplementedError
+
+
+class Hidden(str, enum.Enum):
+    unique_id = "UNIQUE_ID"
+    prompt = "PROMPT"
+    extra_pnginfo = "EXTRA_PNGINFO"
+
+
+class MESH:
+    """Current ComfyUI's MESH (fields as its constructor accepts them)."""
+
+    def __init__(self, vertices, faces, uvs=None, vertex_colors=None, texture=None, vertex_counts=None,
+                 face_counts=None, unlit=False):
+        self.vertices, self.faces, self.uvs = vertices, faces, uvs
+        self.vertex_colors, self.texture = vertex_colors, texture
+        self.vertex_counts, self.face_counts, self.unlit = vertex_counts, face_counts, unlit
+
+
+def comfy_api_modules(with_mesh_type: bool = True) -> dict[str, types.ModuleType]:
+    number = {"min": "min", "max": "max", "step": "step", "display_mode": "display"}
+    io = _module(
+        "comfy_api.latest._io",
+        Schema=Schema, NodeOutput=NodeOutput, ComfyNode=ComfyNode, Hidden=Hidden,
+        Int=_type("INT", {**number, "control_after_generate": "control_after_generate"}, widget=True),
+        Float=_type("FLOAT", {**number, "round": "round"}, widget=True),
+        String=_type("STRING", {"multiline": "multiline", "placeholder": "placeholder"}, widget=True),
+        Boolean=_type("BOOLEAN", {"label_on": "label_on", "label_off": "label_off"}, widget=True),
+        Combo=type("Combo", (), {"io_type": "COMBO", "Input": _ComboInput,
+                                 "Output": type("Output", (_Output,), {"io_type": "COMBO"})}),
+        Custom=lambda io_type: _type(io_type),
+        **{name: _type(io_type) for name, io_type in (
+            ("Image", "IMAGE"), ("Mask", "MASK"), ("Latent", "LATENT"), ("Vae", "VAE"), ("ClipVision", "CLIP_VISION"),
+            ("Guider", "GUIDER"), ("Sampler", "SAMPLER"), ("Sigmas", "SIGMAS"), ("Noise", "NOISE"), ("Mesh", "MESH"),
+            ("Model", "MODEL"))},
+    )
+    types_ns = type("Types", (), {"MESH": MESH} if with_mesh_type else {})
+    latest = _module("comfy_api.latest", io=io, ui=_module("comfy_api.latest._ui"), ComfyExtension=ComfyExtension,
+                     Types=types_ns)
+    return {"comfy_api": _module("comfy_api", latest=latest), "comfy_api.latest": latest,
+            "comfy_api.latest._io": io}
+
+
+def install_api(with_mesh_type: bool = True) -> None:
+    """Put the node-schema stand-ins into sys.modules (unless a real host is importable)."""
+    for name, module in comfy_api_modules(with_mesh_type).items():
+        sys.modules[name] = module
+
+
+# ---------------------------------------------------------------- comfy.* (runtime)
+
 class SD15:
     scale_factor = 0.18215
     latent_channels = 4
     latent_dimensions = 2
+    taesd_decoder_name = "taesd_decoder"
     latent_rgb_factors = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
                           [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]]
+    latent_rgb_factors_bias = None
 
     def process_in(self, latent):
         return latent * self.scale_factor
@@ -56,6 +249,16 @@ class ProgressBar:
         ProgressBar.updates.append((value, total or self.total, preview))
 
 
+class Previewer:
+    """Latent2RGB-style preview of the first latent of a batch, as the host's previewers do."""
+
+    shapes: list = []
+
+    def decode_latent_to_preview_image(self, preview_format, x0):
+        Previewer.shapes.append(tuple(x0.shape))
+        return (preview_format, x0[:1].shape[-1] * 8, x0[:1].shape[-2] * 8)
+
+
 class KSAMPLER:
     def __init__(self, sampler_function, extra_options=None, inpaint_options=None):
         self.sampler_function, self.extra_options = sampler_function, extra_options or {}
@@ -73,14 +276,20 @@ class KSAMPLER:
         return ms.inverse_noise_scaling(sigmas[-1], samples)
 
 
-def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
+def sample_euler_ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None, eta=1.0):
+    """Euler ancestral with the host's default noise: a generator seeded with extra_args['seed']."""
     extra_args = extra_args or {}
+    generator = torch.Generator().manual_seed(int(extra_args.get("seed") or 0))
     s_in = x.new_ones([x.shape[0]])
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         if callback:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
-        x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+        sigma_up = min(float(sigmas[i + 1]), eta * float(sigmas[i + 1]) * 0.5)
+        sigma_down = (float(sigmas[i + 1]) ** 2 - sigma_up**2) ** 0.5
+        x = x + (x - denoised) / sigmas[i] * (sigma_down - sigmas[i])
+        if sigmas[i + 1] > 0:
+            x = x + torch.randn(x.shape, generator=generator) * sigma_up
     return x
 
 
@@ -101,8 +310,52 @@ def karras(model_sampling, steps, rho=7.0):
 SCHEDULERS = {"ddim_uniform": ddim_uniform, "karras": karras}
 
 
-def install(tmp_path: Path):
-    """Put the stand-ins into sys.modules; returns (model_management module, folder_paths module)."""
+def make_folder_paths(base: Path) -> types.ModuleType:
+    models_dir, output_dir, input_dir = base / "models", base / "output", base / "input"
+    registry: dict = {}
+
+    def add_model_folder_path(name, path, is_default=False):
+        registry.setdefault(name, ([], set()))[0].append(path)
+
+    def get_filename_list(name):
+        folders, extensions = registry.get(name, ([], set()))
+        return sorted(p.name for d in folders if Path(d).is_dir() for p in Path(d).iterdir()
+                      if not extensions or p.suffix.lower() in extensions)
+
+    def get_full_path_or_raise(name, filename):
+        for folder in registry.get(name, ([], set()))[0]:
+            if (Path(folder) / filename).is_file():
+                return str(Path(folder) / filename)
+        raise FileNotFoundError(f"Model in folder '{name}' with filename '{filename}' not found.")
+
+    def get_save_image_path(prefix, out_dir, width=0, height=0):
+        """As the host: the prefix may name subfolders but never leave ``out_dir``; the counter
+        continues after the highest number already saved under that name."""
+        subfolder = os.path.dirname(os.path.normpath(prefix))
+        name = os.path.basename(os.path.normpath(prefix))
+        folder = os.path.abspath(os.path.join(out_dir, subfolder))
+        if os.path.commonpath((os.path.abspath(out_dir), folder)) != os.path.abspath(out_dir):
+            raise Exception(f"Saving outside the output folder is not allowed: {folder}")
+        os.makedirs(folder, exist_ok=True)
+        numbers = []
+        for existing in os.listdir(folder):
+            if existing.startswith(name + "_"):
+                digits = existing[len(name) + 1:].split("_")[0]
+                if digits.isdigit():
+                    numbers.append(int(digits))
+        return folder, name, max(numbers, default=0) + 1, subfolder, prefix
+
+    return _module(
+        "folder_paths", models_dir=str(models_dir), folder_names_and_paths=registry,
+        add_model_folder_path=add_model_folder_path, get_filename_list=get_filename_list,
+        get_full_path_or_raise=get_full_path_or_raise, get_output_directory=lambda: str(output_dir),
+        get_input_directory=lambda: str(input_dir), get_save_image_path=get_save_image_path,
+    )
+
+
+def install(tmp_path: Path, with_mesh_type: bool = True):
+    """Put every stand-in into sys.modules; returns (model_management, folder_paths)."""
+    install_api(with_mesh_type)
     state = {"interrupt_after": None, "checks": 0}
 
     def throw_exception_if_processing_interrupted():
@@ -122,61 +375,32 @@ def install(tmp_path: Path):
         return SCHEDULERS[scheduler](model_sampling, steps)
 
     samplers = _module(
-        "comfy.samplers", SAMPLER_NAMES=["euler", "dpmpp_2m", "ddim"], SCHEDULER_NAMES=list(SCHEDULERS),
+        "comfy.samplers", SAMPLER_NAMES=["euler_ancestral", "dpmpp_2m", "ddim"], SCHEDULER_NAMES=list(SCHEDULERS),
         KSAMPLER=KSAMPLER, calculate_sigmas=calculate_sigmas,
-        sampler_object=lambda name: KSAMPLER(sample_euler),
+        sampler_object=lambda name: KSAMPLER(sample_euler_ancestral),
         KSampler=type("KSampler", (), {"DISCARD_PENULTIMATE_SIGMA_SAMPLERS": set()}),
     )
-
-    def prepare_noise(latent, seed, noise_inds=None):
-        return torch.randn(latent.size(), generator=torch.manual_seed(seed), dtype=latent.dtype)
 
     def no_comfy_vae(sd=None, **kw):
         raise RuntimeError("stand-in: no ComfyUI VAE class")
 
-    models_dir = tmp_path / "models"
-    output_dir = tmp_path / "output"
-    registry: dict = {}
-
-    def add_model_folder_path(name, path, is_default=False):
-        registry.setdefault(name, ([], set()))[0].append(path)
-
-    def get_filename_list(name):
-        return sorted(p.name for d in registry.get(name, ([], set()))[0] if Path(d).is_dir() for p in Path(d).iterdir())
-
-    def get_full_path_or_raise(name, filename):
-        for folder in registry.get(name, ([], set()))[0]:
-            if (Path(folder) / filename).is_file():
-                return str(Path(folder) / filename)
-        raise FileNotFoundError(f"Model in folder '{name}' with filename '{filename}' not found.")
-
-    def get_save_image_path(prefix, out_dir, width=0, height=0):
-        subfolder, name = (prefix.rsplit("/", 1) if "/" in prefix else ("", prefix))
-        folder = Path(out_dir) / subfolder
-        folder.mkdir(parents=True, exist_ok=True)
-        return str(folder), name, 1, subfolder, prefix
-
-    folder_paths = _module(
-        "folder_paths", models_dir=str(models_dir), folder_names_and_paths=registry,
-        add_model_folder_path=add_model_folder_path, get_filename_list=get_filename_list,
-        get_full_path_or_raise=get_full_path_or_raise, get_output_directory=lambda: str(output_dir),
-        get_save_image_path=get_save_image_path,
-    )
+    (tmp_path / "input").mkdir(parents=True, exist_ok=True)
+    folder_paths = make_folder_paths(tmp_path)
     comfy = _module("comfy")
     modules = {
         "comfy": comfy,
         "comfy.model_management": mm,
         "comfy.samplers": samplers,
-        "comfy.sample": _module("comfy.sample", prepare_noise=prepare_noise),
         "comfy.utils": _module("comfy.utils", ProgressBar=ProgressBar),
         "comfy.model_patcher": _module("comfy.model_patcher", ModelPatcher=ModelPatcher),
         "comfy.latent_formats": _module("comfy.latent_formats", SD15=SD15),
         "comfy.sd": _module("comfy.sd", VAE=no_comfy_vae),
         "comfy.clip_vision": _module("comfy.clip_vision", load_clipvision_from_sd=lambda sd, **kw: None),
+        "latent_preview": _module("latent_preview", get_previewer=lambda device, latent_format: Previewer()),
         "folder_paths": folder_paths,
     }
     for name, module in modules.items():
         sys.modules[name] = module
-        if "." in name:
+        if "." in name and name.startswith("comfy."):
             setattr(comfy, name.split(".", 1)[1], module)
     return mm, folder_paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 
 import comfy_stubs
 import numpy as np
@@ -26,13 +27,14 @@ def host(tmp_path_factory, tiny_checkpoint):
     sys.modules["ComfyUI_SyncDreamer"] = pack
     spec.loader.exec_module(pack)
     save_file(tiny_checkpoint, str(tmp / "models" / "syncdreamer" / "tiny.safetensors"))
-    loaded = pack.NODE_CLASS_MAPPINGS["SyncDreamerCheckpointLoader"]().load("tiny.safetensors", "fp32")
-    return {"pack": pack, "nodes": pack.NODE_CLASS_MAPPINGS, "mm": mm, "folder_paths": folder_paths,
-            "tmp": tmp, "loaded": loaded}
+    nodes = {cls.GET_SCHEMA().node_id: cls for cls in sys.modules["ComfyUI_SyncDreamer.nodes"].NODES}
+    state = {"pack": pack, "nodes": nodes, "mm": mm, "folder_paths": folder_paths, "tmp": tmp}
+    state["loaded"] = run(state, "SyncDreamerCheckpointLoader", ckpt_name="tiny.safetensors", dtype="fp32").args
+    return state
 
 
-def node(host, name):
-    return host["nodes"][name]()
+def run(host, node_id, **inputs):
+    return host["nodes"][node_id].execute(**inputs)
 
 
 def teapot_image():
@@ -42,49 +44,95 @@ def teapot_image():
     return image, mask
 
 
+def chicken_views() -> torch.Tensor:
+    from syncdreamer_core.files import load_views
+
+    return torch.from_numpy(load_views(EXAMPLES / "chicken-views.png").astype(np.float32) / 255)
+
+
 @pytest.fixture(scope="module")
 def prepared(host):
     image, mask = teapot_image()
-    return node(host, "SyncDreamerPrepareImage").prepare(image, 180, mask, True)
+    return run(host, "SyncDreamerPrepareImage", image=image, crop_size=180, mask=mask, mask_is_background=True).args
 
 
-def test_every_node_declares_inputs_outputs_and_the_category(host):
-    assert len(host["nodes"]) == len(host["pack"].NODE_DISPLAY_NAME_MAPPINGS) >= 14
-    for name, cls in host["nodes"].items():
-        spec = cls.INPUT_TYPES()
-        assert "required" in spec and cls.CATEGORY == "SyncDreamer", name
-        assert callable(getattr(cls, cls.FUNCTION)), name
-        assert isinstance(cls.RETURN_TYPES, tuple), name
+# ---------------------------------------------------------------- schema
+
+def test_the_pack_loads_through_the_extension_entrypoint(host):
+    import asyncio
+
+    extension = asyncio.run(host["pack"].comfy_entrypoint())
+    listed = asyncio.run(extension.get_node_list())
+    assert [cls.GET_SCHEMA().node_id for cls in listed] == list(host["nodes"])
+    assert len(listed) == 17 and not hasattr(host["pack"], "NODE_CLASS_MAPPINGS")
+
+
+def test_every_node_describes_itself_and_every_input_and_output(host):
+    titles = set()
+    for node_id, cls in host["nodes"].items():
+        schema = cls.GET_SCHEMA()
+        assert schema.category == "SyncDreamer" and schema.description and schema.search_aliases, node_id
+        assert schema.display_name not in titles, f"two nodes are called {schema.display_name}"
+        titles.add(schema.display_name)
+        for item in schema.inputs:
+            assert item.tooltip, f"{node_id}.{item.id} has no tooltip"
+        for item in schema.outputs:
+            assert item.tooltip and item.display_name, f"{node_id} output {item.id}"
+
+
+def test_schema_fields_a_host_does_not_know_are_left_out(host, monkeypatch):
+    import dataclasses
+
+    common = sys.modules["ComfyUI_SyncDreamer.nodes.common"]
+
+    @dataclasses.dataclass
+    class OldSchema:  # a 0.3.x schema: no search aliases
+        node_id: str
+        display_name: str = None
+        category: str = "sd"
+
+    monkeypatch.setattr(common.io, "Schema", OldSchema)
+    made = common.schema(node_id="X", display_name="x", search_aliases=["y"])
+    assert made == OldSchema("X", "x")
 
 
 def test_model_folder_is_registered_and_listed(host):
     assert "syncdreamer" in host["folder_paths"].folder_names_and_paths
-    assert "tiny.safetensors" in host["nodes"]["SyncDreamerCheckpointLoader"].INPUT_TYPES()["required"]["ckpt_name"][0]
+    spec = host["nodes"]["SyncDreamerCheckpointLoader"].INPUT_TYPES()["required"]["ckpt_name"]
+    assert spec[0] == "COMBO" and "tiny.safetensors" in spec[1]["options"]
 
+
+def test_examples_the_workflows_name_are_copied_into_the_input_folder(host):
+    for name in host["pack"].EXAMPLE_INPUTS.values():
+        assert (host["tmp"] / "input" / name).is_file()
+
+
+# ---------------------------------------------------------------- loading
 
 def test_loader_outputs_model_vae_and_clip_vision_and_caches(host):
     model, vae, clip_vision = host["loaded"]
     assert model.network.config.model_channels == 32
-    assert hasattr(vae, "decode") and hasattr(vae, "encode")
-    assert hasattr(clip_vision, "encode_image")
-    again = node(host, "SyncDreamerCheckpointLoader").load("tiny.safetensors", "fp32")
+    assert hasattr(vae, "decode") and hasattr(vae, "encode") and hasattr(clip_vision, "encode_image")
+    again = run(host, "SyncDreamerCheckpointLoader", ckpt_name="tiny.safetensors", dtype="fp32")
     assert again[0] is model
 
 
 def test_loader_can_store_fp16_weights_and_compute_in_fp32(host):
-    loader = node(host, "SyncDreamerCheckpointLoader")
-    model = loader.load("tiny.safetensors", "fp16 weights, fp32 compute")[0]
+    model = run(host, "SyncDreamerCheckpointLoader", ckpt_name="tiny.safetensors", dtype="fp16 weights, fp32 compute")[0]
     assert model is not host["loaded"][0]
     assert {p.dtype for p in model.network.parameters()} == {torch.float16}
     assert model.network.dtype == torch.float32
     with pytest.raises(ValueError, match="dtype must be one of"):
-        loader.load("tiny.safetensors", "fp8")
+        run(host, "SyncDreamerCheckpointLoader", ckpt_name="tiny.safetensors", dtype="fp8")
+    run(host, "SyncDreamerCheckpointLoader", ckpt_name="tiny.safetensors", dtype="fp32")  # restore the cache
 
 
 def test_missing_checkpoint_file_is_a_clear_error(host):
     with pytest.raises(ValueError, match="not found in models/syncdreamer"):
-        node(host, "SyncDreamerCheckpointLoader").load("nope.ckpt", "fp32")
+        run(host, "SyncDreamerCheckpointLoader", ckpt_name="nope.ckpt", dtype="fp32")
 
+
+# ---------------------------------------------------------------- preparing
 
 def test_prepare_gives_256_white_background_images(prepared):
     image, mask = prepared
@@ -95,177 +143,332 @@ def test_prepare_gives_256_white_background_images(prepared):
 
 def test_prepare_accepts_a_foreground_mask_with_the_toggle_off(host, prepared):
     image, mask = teapot_image()
-    out, _ = node(host, "SyncDreamerPrepareImage").prepare(image, 180, 1.0 - mask, False)
+    out, _ = run(host, "SyncDreamerPrepareImage", image=image, crop_size=180, mask=1.0 - mask, mask_is_background=False)
     assert torch.allclose(out, prepared[0])
 
 
-def test_prepare_explains_an_inverted_or_empty_mask(host):
+def test_prepare_prepares_every_image_of_a_batch(host, prepared):
     image, mask = teapot_image()
-    with pytest.raises(ValueError, match="mask_is_background"):
-        node(host, "SyncDreamerPrepareImage").prepare(image, 180, torch.ones_like(mask), True)
+    out, masks = run(host, "SyncDreamerPrepareImage", image=torch.cat([image, image.flip(2)]), crop_size=180,
+                     mask=torch.cat([mask, mask.flip(2)]))
+    assert out.shape[0] == masks.shape[0] == 2
+    assert torch.equal(out[0], prepared[0][0]) and not torch.equal(out[1], out[0])
 
 
-def test_prepare_rejects_wrong_channels(host):
-    with pytest.raises(ValueError, match=r"\[B, H, W, 3\|4\]"):
-        node(host, "SyncDreamerPrepareImage").prepare(torch.zeros(1, 64, 64, 2), 200)
+@pytest.mark.parametrize("bad,message", [
+    (lambda image, mask: {"image": image, "crop_size": 180, "mask": torch.ones_like(mask)}, "mask_is_background"),
+    (lambda image, mask: {"image": torch.zeros(1, 64, 64, 2), "crop_size": 200}, r"\[B, H, W, 3\|4\]"),
+    (lambda image, mask: {"image": image * 255, "crop_size": 180, "mask": mask}, "divide by 255"),
+    (lambda image, mask: {"image": image.masked_fill(image > 0.9, float("nan")), "crop_size": 180}, "NaN"),
+    (lambda image, mask: {"image": image, "crop_size": 180, "mask": mask[:, :100]}, "same size"),
+    (lambda image, mask: {"image": image, "crop_size": 2, "mask": mask}, "crop_size must be -1 .* or 16..256 pixels"),
+])
+def test_prepare_refuses_unusable_inputs_with_a_message(host, bad, message):
+    image, mask = teapot_image()
+    with pytest.raises(ValueError, match=message):
+        run(host, "SyncDreamerPrepareImage", **bad(image, mask))
 
 
 def test_white_background_mask_node(host):
     image = torch.ones(1, 64, 64, 3)
     image[:, 20:40, 10:30] = 0.2
-    (mask,) = node(host, "SyncDreamerWhiteBackgroundMask").mask(image)
+    (mask,) = run(host, "SyncDreamerWhiteBackgroundMask", image=image).args
     assert mask.shape == (1, 64, 64) and float(mask.sum()) == 400
     with pytest.raises(ValueError, match="white background"):
-        node(host, "SyncDreamerWhiteBackgroundMask").mask(torch.rand(1, 64, 64, 3) * 0.5)
+        run(host, "SyncDreamerWhiteBackgroundMask", image=torch.rand(1, 64, 64, 3) * 0.5)
 
 
-def sample(host, prepared, sampler_name="ddim", scheduler="ddim_uniform", seed=5, steps=2, batch_size=1, **kw):
-    model, vae, clip_vision = host["loaded"]
-    return node(host, "SyncDreamerSampler").sample(model, vae, prepared[0], 0.0, seed, steps, 2.0, sampler_name,
-                                                   scheduler, kw.pop("eta", 1.0), batch_size, kw.pop("bvn", 8), **kw)
+# ---------------------------------------------------------------- sampling
+
+def sample(host, image, sampler_name="ddim", scheduler="ddim_uniform", seed=5, steps=2, batch_size=1, **kw):
+    model, vae, _ = host["loaded"]
+    return run(host, "SyncDreamerSampler", syncdreamer_model=model, vae=vae, image=image, elevation=kw.pop("elevation", 0.0),
+               seed=seed, steps=steps, cfg=kw.pop("cfg", 2.0), sampler_name=sampler_name, scheduler=scheduler,
+               eta=kw.pop("eta", 1.0), batch_size=batch_size, batch_view_num=kw.pop("bvn", 8), **kw)[0]["samples"]
 
 
-def test_sampler_outputs_sixteen_raw_latents_per_candidate_deterministically(host, prepared):
+def test_sampler_outputs_sixteen_raw_latents_per_candidate_with_progress_and_previews(host, prepared):
     comfy_stubs.ProgressBar.updates.clear()
-    (a,) = sample(host, prepared, batch_size=2)
-    (b,) = sample(host, prepared, batch_size=2)
-    assert a["samples"].shape == (32, 4, 32, 32)
-    assert torch.equal(a["samples"], b["samples"])
-    assert not torch.allclose(a["samples"][:16], a["samples"][16:])
-    assert [u[0] for u in comfy_stubs.ProgressBar.updates[:2]] == [1, 2]
-    assert comfy_stubs.ProgressBar.updates[0][2][1].size == (512, 512)  # a 4x4 preview of the views
+    comfy_stubs.Previewer.shapes.clear()
+    a = sample(host, prepared[0], batch_size=2)
+    b = sample(host, prepared[0], batch_size=2)
+    assert a.shape == (32, 4, 32, 32) and torch.equal(a, b)
+    assert not torch.allclose(a[:16], a[16:])
+    assert [u[:2] for u in comfy_stubs.ProgressBar.updates[:4]] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert comfy_stubs.Previewer.shapes[0] == (1, 4, 128, 128)  # the 16 views as one 4x4 grid latent
 
 
-def test_ddim_with_ddim_uniform_equals_the_core_reference_sampler(host, prepared):
-    """Same seed -> the latents of syncdreamer_core.diffusion.sampling.sample (the reference DDIM, eta 1)."""
+@pytest.mark.parametrize("sampler_name,scheduler", [("ddim", "ddim_uniform"), ("euler_ancestral", "karras")])
+def test_candidate_k_of_a_batch_is_the_single_run_with_seed_plus_k(host, prepared, sampler_name, scheduler):
+    batch = sample(host, prepared[0], sampler_name, scheduler, seed=20, batch_size=3)
+    alone = sample(host, prepared[0], sampler_name, scheduler, seed=22, batch_size=1)
+    assert torch.equal(batch[32:48], alone)
+
+
+def test_every_image_of_a_batch_gets_its_own_views(host, prepared):
+    image, mask = teapot_image()
+    two, _ = run(host, "SyncDreamerPrepareImage", image=torch.cat([image, image.flip(2)]), crop_size=180,
+                 mask=torch.cat([mask, mask.flip(2)]))
+    both = sample(host, two, seed=9, batch_size=2)
+    assert both.shape == (64, 4, 32, 32)
+    second_image_first_candidate = sample(host, two[1:], seed=11)  # instance 2 = image 1, candidate 0
+    assert torch.equal(both[32:48], second_image_first_candidate)
+
+
+def test_node_and_command_line_pipeline_give_the_same_latents_bitwise(host, prepared, tiny_checkpoint):
+    """The same image, checkpoint and seed through the node and through syncdreamer_core's
+    pipeline (what the command line runs): the same numbers, not merely close ones."""
     from syncdreamer_core.constants import VAE_SCALE_FACTOR
-    from syncdreamer_core.diffusion.denoiser import SyncDenoiser
-    from syncdreamer_core.diffusion.sampling import sample as core_sample
+    from syncdreamer_core.pipeline import SyncDreamerPipeline
+    from syncdreamer_core.weights.checkpoint import load_checkpoint
 
-    seed, steps = 7, 3
-    (latent,) = sample(host, prepared, seed=seed, steps=steps)
-    model, vae, clip_vision = host["loaded"]
-    pack_host = sys.modules["ComfyUI_SyncDreamer.nodes.host"]
-    cond = pack_host.input_conditioning(model, vae, clip_vision, prepared[0], 0.0)(1, seed)
-    reference = core_sample(SyncDenoiser(model.network, 8), cond, steps, 2.0, 1.0,
-                            generator=torch.Generator().manual_seed(seed))
-    assert torch.allclose(latent["samples"] * VAE_SCALE_FACTOR, reference.reshape(16, 4, 32, 32), atol=1e-4, rtol=1e-4)
+    node = sample(host, prepared[0], seed=7, steps=3, batch_size=2)
+    pipe = SyncDreamerPipeline(load_checkpoint(host["tmp"] / "models" / "syncdreamer" / "tiny.safetensors"))
+    image = Image.open(EXAMPLES / "teapot.png")
+    core = pipe(image, 0.0, 180, sample_count=2, steps=3, cfg_scale=2.0, eta=1.0, seed=7).latents
+    assert torch.equal(node, core.reshape(node.shape) / VAE_SCALE_FACTOR)  # the LATENT holds raw latents
 
 
 def test_other_samplers_and_schedulers_run(host, prepared):
-    (latent,) = sample(host, prepared, sampler_name="euler", scheduler="karras")
-    assert torch.isfinite(latent["samples"]).all()
+    assert torch.isfinite(sample(host, prepared[0], sampler_name="euler_ancestral", scheduler="karras")).all()
 
 
 def test_batch_view_num_does_not_change_the_result(host, prepared):
-    (a,) = sample(host, prepared, bvn=16)
-    (b,) = sample(host, prepared, bvn=3)
-    assert torch.allclose(a["samples"], b["samples"], atol=1e-4, rtol=1e-4)
+    assert torch.allclose(sample(host, prepared[0], bvn=16), sample(host, prepared[0], bvn=3), atol=1e-4, rtol=1e-4)
 
 
-def test_unknown_sampler_name_is_a_clear_error(host, prepared):
-    with pytest.raises(ValueError, match="unknown sampler_name 'warp'"):
-        sample(host, prepared, sampler_name="warp")
+@pytest.mark.parametrize("change,message", [
+    ({"sampler_name": "warp"}, "sampler_name must be one of"),
+    ({"cfg": float("nan")}, "cfg must be a finite number"),
+    ({"eta": float("inf")}, "eta must be a finite number"),
+    ({"elevation": float("nan")}, "elevation must be a finite number"),
+    ({"seed": 2**64}, "seed must be an integer in 0..2\\*\\*64-1"),
+])
+def test_bad_sampler_inputs_are_clear_errors(host, prepared, change, message):
+    with pytest.raises(ValueError, match=message):
+        sample(host, prepared[0], **change)
 
 
 def test_wrong_image_size_is_a_clear_error(host):
     with pytest.raises(ValueError, match="256x256 output of 'SyncDreamer Prepare Image'"):
-        sample(host, (torch.zeros(1, 128, 128, 3),))
+        sample(host, torch.zeros(1, 128, 128, 3))
 
 
-def test_interrupt_stops_sampling(host, prepared):
-    host["mm"].state.update(interrupt_after=host["mm"].state["checks"] + 1)
+def test_cancel_is_honoured_between_view_chunks_not_only_between_steps(host, prepared):
+    mm = host["mm"]
+    start = mm.state["checks"]
+    mm.state.update(interrupt_after=start + 1)
     try:
         with pytest.raises(comfy_stubs.Interrupted):
-            sample(host, prepared, steps=5)
+            sample(host, prepared[0], steps=5, bvn=4)
     finally:
-        host["mm"].state["interrupt_after"] = None
+        mm.state["interrupt_after"] = None
+    assert mm.state["checks"] == start + 2  # the second chunk of the first step
 
 
 def test_guider_and_ddim_sampler_pieces_for_sampler_custom_advanced(host, prepared):
-    model, vae, clip_vision = host["loaded"]
-    (guider,) = node(host, "SyncDreamerGuider").guider(model, vae, prepared[0], 0.0, 2.0, 8)
-    (sampler,) = node(host, "SyncDreamerDDIMSampler").sampler(model, 1.0)
-    (empty,) = node(host, "SyncDreamerEmptyLatent").empty(1)
+    model, vae, _ = host["loaded"]
+    (guider,) = run(host, "SyncDreamerGuider", syncdreamer_model=model, vae=vae, image=prepared[0], elevation=0.0,
+                    cfg=2.0, batch_view_num=8).args
+    (sampler,) = run(host, "SyncDreamerDDIMSampler", syncdreamer_model=model, eta=1.0).args
+    (empty,) = run(host, "SyncDreamerEmptyLatent", batch_size=1).args
     sigmas = comfy_stubs.ddim_uniform(model.model.model_sampling, 3)
     noise = torch.randn(empty["samples"].shape, generator=torch.manual_seed(7))
     out = guider.sample(noise, empty["samples"], sampler, sigmas, seed=7)
-    (expected,) = sample(host, prepared, seed=7, steps=3)
-    assert torch.allclose(out, expected["samples"], atol=1e-4, rtol=1e-4)
+    assert torch.equal(out, sample(host, prepared[0], seed=7, steps=3))
     with pytest.raises(ValueError, match="multiple of 16"):
         guider.sample(noise[:8], empty["samples"][:8], sampler, sigmas, seed=7)
 
 
 def test_decoded_views_are_in_camera_order(host, prepared):
     """View i of the LATENT decodes to image i: compose/split keep that order."""
-    model, vae, _ = host["loaded"]
-    (latent,) = sample(host, prepared, steps=1)
-    views = vae.decode(latent["samples"])
+    _, vae, _ = host["loaded"]
+    views = vae.decode(sample(host, prepared[0], steps=1))
     assert views.shape == (16, 256, 256, 3)
-    (grid,) = node(host, "SyncDreamerComposeViews").compose(views, "grid")
-    (strip,) = node(host, "SyncDreamerComposeViews").compose(views, "strip")
+    (grid,) = run(host, "SyncDreamerComposeViews", views=views, layout="grid").args
+    (strip,) = run(host, "SyncDreamerComposeViews", views=views, layout="strip").args
     assert torch.equal(grid[0, 256:512, 512:768], views[6]) and torch.equal(strip[0, :, 256 * 9:256 * 10], views[9])
-    (back,) = node(host, "SyncDreamerSplitViews").split(strip, "auto")
+    (back,) = run(host, "SyncDreamerSplitViews", image=strip, layout="auto").args
     assert torch.equal(back, views)
 
 
+# ---------------------------------------------------------------- views
+
 def test_view_nodes_validate_shapes(host):
     with pytest.raises(ValueError, match="width/height = 16/1"):
-        node(host, "SyncDreamerSplitViews").split(torch.zeros(1, 10, 100, 3), "strip")
-    (picked,) = node(host, "SyncDreamerSelectViews").select(torch.arange(32.).view(32, 1, 1, 1).expand(32, 2, 2, 3), "0-1,15")
-    assert picked[:, 0, 0, 0].tolist() == [0, 1, 15, 16, 17, 31]
+        run(host, "SyncDreamerSplitViews", image=torch.zeros(1, 10, 100, 3), layout="strip")
+    numbered = torch.arange(32.).view(32, 1, 1, 1).expand(32, 2, 2, 3) / 32
+    (picked,) = run(host, "SyncDreamerSelectViews", views=numbered, indices="0-1,15").args
+    assert (picked[:, 0, 0, 0] * 32).round().tolist() == [0, 1, 15, 16, 17, 31]
     with pytest.raises(ValueError, match="candidate 2 does not exist"):
-        node(host, "SyncDreamerPickCandidate").pick(torch.zeros(32, 4, 4, 3), 2)
+        run(host, "SyncDreamerPickCandidate", views=torch.zeros(32, 4, 4, 3), candidate=2)
 
 
-def test_reconstruct_and_save_mesh(host):
-    from syncdreamer_core.files import load_views
+def test_a_huge_view_range_is_refused_at_once_with_a_short_message(host):
+    started = time.perf_counter()
+    with pytest.raises(ValueError) as info:
+        run(host, "SyncDreamerSelectViews", views=torch.zeros(16, 2, 2, 3), indices="0-100000000," + "99," * 1000)
+    assert time.perf_counter() - started < 1.0
+    assert len(str(info.value)) < 300 and "0..15" in str(info.value)
 
-    views = torch.from_numpy(load_views(EXAMPLES / "chicken-views.png").astype(np.float32) / 255)
-    (mesh,) = node(host, "SyncDreamerReconstruct").reconstruct(views, "fast", 64)
-    assert mesh.vertices.shape[0] == 1 and mesh.faces.shape[-1] == 3 and mesh.vertex_colors.shape[-1] == 3
-    for fmt in ("glb", "obj", "ply"):
-        result = node(host, "SyncDreamerSaveMesh").save(mesh, "mesh/test", fmt, "y")
-        path = host["tmp"] / "output" / result["result"][0]
-        assert path.is_file() and path.stat().st_size > 1000
-        assert result["ui"]["3d"][0]["filename"].endswith(fmt)
+
+# ---------------------------------------------------------------- meshes
+
+@pytest.fixture(scope="module")
+def textured(host):
+    return run(host, "SyncDreamerReconstruct", views=chicken_views(), method="fast", resolution=64,
+               texture="512", max_faces=8000)[0]
+
+
+def test_reconstruct_outputs_the_hosts_mesh_with_texture_and_one_uv_per_vertex(host, textured):
+    assert isinstance(textured, comfy_stubs.MESH)
+    V = textured.vertices.shape[1]
+    assert textured.faces.shape[0] == 1 and textured.faces.shape[2] == 3 and textured.faces.shape[1] <= 8000
+    assert textured.uvs.shape == (1, V, 2) and textured.texture.shape == (1, 512, 512, 3)
+    assert 0 <= float(textured.uvs.min()) and float(textured.uvs.max()) <= 1
+    extent = textured.vertices[0].max(0).values - textured.vertices[0].min(0).values
+    assert extent[1] > 0.4  # y up: the chicken stands along y
+
+
+def test_vertex_colour_meshes_carry_linear_colours(host):
+    from syncdreamer_core.colorspace import srgb_to_linear
+
+    mesh = run(host, "SyncDreamerReconstruct", views=chicken_views(), method="fast", resolution=64, texture="none",
+               max_faces=0)[0]
+    assert mesh.texture is None and mesh.vertex_colors.shape == (1, mesh.vertices.shape[1], 3)
+    saved = host["nodes"]["SyncDreamerSaveMesh"]
+    result = saved.execute(mesh=mesh, filename_prefix="mesh/vc", format="ply", up_axis="y")
+    import trimesh
+
+    ply = trimesh.load(host["tmp"] / "output" / result[0], process=False)
+    srgb = np.asarray(ply.visual.vertex_colors)[:, :3] / 255.0
+    assert np.allclose(srgb_to_linear(srgb), mesh.vertex_colors[0].numpy(), atol=0.01)
+
+
+def test_on_hosts_without_a_textured_mesh_type_the_packs_own_value_carries_the_same_fields(host, monkeypatch):
+    host_module = sys.modules["ComfyUI_SyncDreamer.nodes.host"]
+    monkeypatch.setattr(host_module, "host_mesh_class", lambda: None)
+    mesh = run(host, "SyncDreamerReconstruct", views=chicken_views(), method="fast", resolution=48, texture="none",
+               max_faces=2000)[0]
+    assert type(mesh).__name__ == "SyncDreamerMeshValue"
+    assert mesh.vertices.shape[0] == 1 and mesh.vertex_colors is not None and mesh.uvs is None
+
+
+@pytest.mark.parametrize("fmt,files", [("glb", {".glb"}), ("obj", {".obj", ".mtl", ".png"}), ("ply", {".ply"})])
+def test_save_mesh_writes_every_format(host, textured, fmt, files):
+    result = host["nodes"]["SyncDreamerSaveMesh"].execute(mesh=textured, filename_prefix=f"mesh/t_{fmt}", format=fmt,
+                                                          up_axis="y")
+    path = host["tmp"] / "output" / result[0]
+    assert path.is_file() and path.stat().st_size > 1000 and result.ui["3d"][0]["filename"] == path.name
+    written = {p.suffix for p in path.parent.iterdir() if p.name.startswith(f"t_{fmt}")}
+    assert files <= written
+
+
+def test_save_mesh_numbers_files_and_never_escapes_the_output_folder(host, textured):
+    first = host["nodes"]["SyncDreamerSaveMesh"].execute(mesh=textured, filename_prefix="mesh/count", format="ply")[0]
+    second = host["nodes"]["SyncDreamerSaveMesh"].execute(mesh=textured, filename_prefix="mesh/count", format="ply")[0]
+    assert first != second and first.endswith("_00001_.ply") and second.endswith("_00002_.ply")
+    with pytest.raises(Exception, match="outside the output folder"):
+        host["nodes"]["SyncDreamerSaveMesh"].execute(mesh=textured, filename_prefix="../../escaped", format="ply")
+    assert not (host["tmp"].parent / "escaped_00001_.ply").exists()
+
+
+def test_an_empty_mesh_is_refused_not_saved(host):
+    empty = comfy_stubs.MESH(torch.zeros(1, 0, 3), torch.zeros(1, 0, 3, dtype=torch.int64))
+    with pytest.raises(ValueError, match="empty"):
+        host["nodes"]["SyncDreamerSaveMesh"].execute(mesh=empty, filename_prefix="mesh/empty", format="glb")
+    assert not list((host["tmp"] / "output").rglob("empty*"))
+
+
+def test_reconstruct_refuses_bad_texture_sizes_face_budgets_and_view_counts(host):
+    views = chicken_views()
+    with pytest.raises(ValueError, match="texture must be one of"):
+        run(host, "SyncDreamerReconstruct", views=views, texture="1000")
+    with pytest.raises(ValueError, match="max_faces must be 0"):
+        run(host, "SyncDreamerReconstruct", views=views, max_faces=10)
     with pytest.raises(ValueError, match="exactly 16 images"):
-        node(host, "SyncDreamerReconstruct").reconstruct(views[:8], "fast", 64)
+        run(host, "SyncDreamerReconstruct", views=views[:8])
+    nan_view = views.clone()
+    nan_view[3, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        run(host, "SyncDreamerReconstruct", views=nan_view)
+
+
+def test_fast_reconstruction_reports_progress_and_stops_on_cancel(host):
+    mm = host["mm"]
+    comfy_stubs.ProgressBar.updates.clear()
+    run(host, "SyncDreamerReconstruct", views=chicken_views(), method="fast", resolution=160, texture="none",
+        max_faces=2000)
+    assert len(comfy_stubs.ProgressBar.updates) >= 16
+    start = mm.state["checks"]
+    mm.state.update(interrupt_after=start + 1)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(comfy_stubs.Interrupted):
+            run(host, "SyncDreamerReconstruct", views=chicken_views(), method="fast", resolution=320, texture="none")
+    finally:
+        mm.state["interrupt_after"] = None
+    assert time.perf_counter() - started < 5.0  # carving stopped after a chunk, not after 60 s
 
 
 def test_quality_reconstruction_shows_progress_and_can_be_interrupted(host):
-    from syncdreamer_core.files import load_views
-
-    views = torch.from_numpy(load_views(EXAMPLES / "chicken-views.png").astype(np.float32) / 255)
     comfy_stubs.ProgressBar.updates.clear()
-    (mesh,) = node(host, "SyncDreamerReconstruct").reconstruct(views, "quality", 64, quality_steps=3, quality_resolution=32)
+    mesh = run(host, "SyncDreamerReconstruct", views=chicken_views(), method="quality", resolution=64,
+               quality_steps=3, quality_resolution=32, texture="none", max_faces=2000)[0]
     assert mesh.faces.shape[1] > 0 and mesh.vertex_colors is not None
-    assert [u[:2] for u in comfy_stubs.ProgressBar.updates] == [(1, 3), (2, 3), (3, 3)]
+    assert [u[:2] for u in comfy_stubs.ProgressBar.updates[:3]] == [(1, 3), (2, 3), (3, 3)]
     start = host["mm"].state["checks"]
     host["mm"].state.update(interrupt_after=start + 1)
     try:
         with pytest.raises(comfy_stubs.Interrupted):
-            node(host, "SyncDreamerReconstruct").reconstruct(views, "quality", 64, quality_steps=50, quality_resolution=32)
+            run(host, "SyncDreamerReconstruct", views=chicken_views(), method="quality", resolution=64,
+                quality_steps=50, quality_resolution=32)
     finally:
         host["mm"].state["interrupt_after"] = None
-    assert host["mm"].state["checks"] == start + 2  # stopped in the second iteration
 
+
+def test_turntable_renders_the_object_in_every_frame_from_different_sides(host, textured):
+    (frames,) = run(host, "SyncDreamerTurntable", mesh=textured, frames=6, elevation=20.0, resolution=96, light=0.3).args
+    assert frames.shape == (6, 96, 96, 3)
+    covered = (frames < 0.95).any(-1).float().mean((1, 2))
+    assert (covered > 0.05).all()
+    assert all((frames[i] - frames[i + 1]).abs().mean() > 0.005 for i in range(5))
+
+
+def test_rank_candidates_puts_the_consistent_set_first(host):
+    views = chicken_views()
+    broken = views.clone()
+    broken[[3, 11]] = broken[[11, 3]]
+    best, ranked, index, scores = run(host, "SyncDreamerRankCandidates", views=torch.cat([broken, views])).args
+    assert index == 1 and torch.equal(best, views) and torch.equal(ranked[:16], views)
+    assert scores.splitlines()[0].startswith("candidate 1")
+
+
+# ---------------------------------------------------------------- elevation
 
 def test_elevation_node(host):
-    assert node(host, "SyncDreamerElevation").elevation(12.5) == (12.5,)
+    assert run(host, "SyncDreamerElevation", degrees=12.5)[0] == 12.5
+    with pytest.raises(ValueError, match="finite"):
+        run(host, "SyncDreamerElevation", degrees=float("nan"))
 
 
 def test_estimate_elevation_node_recovers_view_zero(host):
     """View 0 of a set is itself seen from azimuth 0 at elevation 30: used as the input."""
-    from syncdreamer_core.files import load_views
     from syncdreamer_core.preprocess import prepare_input
 
-    views = load_views(EXAMPLES / "chicken-views.png")
-    prepared = prepare_input(views[0], crop_size=200)
-    image = torch.from_numpy(prepared.image)[None]
-    mask = torch.from_numpy(prepared.mask)[None]
-    views_t = torch.from_numpy(views.astype(np.float32) / 255)
-    elevation, preview, confidence = node(host, "SyncDreamerEstimateElevation").estimate(image, mask, views_t)
+    views = chicken_views()
+    prepared = prepare_input((views[0].numpy() * 255).round().astype(np.uint8), crop_size=200)
+    image, mask = torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None]
+    node = host["nodes"]["SyncDreamerEstimateElevation"]
+    elevation, preview, confidence = node.execute(image=image, object_mask=mask, views=views, min_confidence=0.0)
     assert abs(elevation - 30.0) <= 5.0 and preview.shape == (1, 256, 256, 3) and 0 <= confidence <= 1
+    kept = node.execute(image=image, object_mask=mask, views=views, first_guess=12.0, min_confidence=1.0)
+    assert kept[0] == 12.0 and kept[2] < 1.0  # not confident enough: the first guess stands
     with pytest.raises(ValueError, match="16 views"):
-        node(host, "SyncDreamerEstimateElevation").estimate(image, mask, views_t[:4])
+        node.execute(image=image, object_mask=mask, views=views[:4])
+    with pytest.raises(ValueError, match="one input at a time"):
+        node.execute(image=image.expand(2, -1, -1, -1), object_mask=mask.expand(2, -1, -1), views=views)
+    with pytest.raises(ValueError, match="looks inverted"):
+        node.execute(image=image, object_mask=1 - mask, views=views)
+    with pytest.raises(ValueError, match="same size"):
+        node.execute(image=image, object_mask=mask[:, :128, :128], views=views)

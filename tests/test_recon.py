@@ -106,7 +106,7 @@ def test_quality_path_runs_reports_progress_and_can_be_stopped(ball_views):
     _, views = ball_views
     seen = []
     mesh = reconstruct_quality(views, steps=3, resolution=32, mesh_resolution=64, callback=lambda i, n: seen.append((i, n)))
-    assert seen == [(0, 3), (1, 3), (2, 3)]
+    assert seen == [(1, 3), (2, 3), (3, 3)]
     assert len(mesh.faces) > 0
 
     class Stop(Exception):

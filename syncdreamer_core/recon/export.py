@@ -59,15 +59,18 @@ def write_obj(asset: MeshAsset, path: Path) -> list[str]:
     if not asset.textured:
         path.write_text(export_obj(mesh, include_normals=True, include_color=True))
         return [str(path)]
-    text, files = export_obj(mesh, include_normals=True, include_texture=True, return_texture=True,
-                             mtl_name=f"{path.stem}.mtl")
-    written = [str(path)]
+    text, _ = export_obj(mesh, include_normals=True, include_texture=True, return_texture=True,
+                         mtl_name=f"{path.stem}.mtl")
+    texture = path.with_suffix(".png")
+    from PIL import Image
+
+    Image.fromarray(asset.texture).save(texture)
+    material = text.split("usemtl ", 1)[1].split()[0]
+    # The colour is all in the texture: a white diffuse factor, no ambient or specular tint.
+    path.with_suffix(".mtl").write_text(f"newmtl {material}\nKa 0 0 0\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
+                                        f"map_Kd {texture.name}\n")
     path.write_text(text)
-    for name, data in files.items():
-        target = path.parent / name
-        target.write_bytes(data)
-        written.append(str(target))
-    return written
+    return [str(path), str(path.with_suffix(".mtl")), str(texture)]
 
 
 def write_glb(asset: MeshAsset, path: Path, metadata: dict | None = None) -> None:

@@ -25,7 +25,7 @@ from ..cameras import CameraSet
 from .fields import DEFAULT_BOUND, VolumeGrid, grid_points, resample_grid
 from .views import sample_view_maps
 
-#: Called after every iteration with (iteration, total); may raise to stop.
+#: Called after every iteration with (iterations done, total); may raise to stop.
 IterationCallback = Callable[[int, int], None]
 
 
@@ -166,6 +166,6 @@ def refine_sdf(hull: VolumeGrid, colors: np.ndarray, masks: np.ndarray, cameras:
         optimizer.step()
         schedule.step()
         if callback is not None:
-            callback(step, settings.steps)
+            callback(step + 1, settings.steps)
     values = -sdf.detach().cpu().numpy()
     return VolumeGrid(values.astype(np.float32), -bound, spacing)
