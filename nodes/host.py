@@ -12,7 +12,6 @@ from syncdreamer_core.constants import LATENT_CHANNELS, LATENT_SIZE, VIEW_COUNT
 
 from .common import NodeInputError, check_cancel
 
-
 # ---------------------------------------------------------------- the model value
 
 class SyncDreamerComfyModel(torch.nn.Module):

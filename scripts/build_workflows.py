@@ -1,222 +1,331 @@
-"""Writes the shipped workflows: example_workflows/<name>.json (UI format, loaded as
-templates by ComfyUI), example_workflows/api/<name>.json (API format, for POST /prompt)
-and example_workflows/<name>.jpg (a diagram of the graph as thumbnail).
+"""Writes the shipped workflows: example_workflows/<title>.json (UI format: ComfyUI lists it
+in the template browser under its file name, with <title>.jpg as thumbnail) and
+example_workflows/api/<name>.json (API format, for POST /prompt and comfy_client.py).
 
-    python scripts/build_workflows.py
+    python scripts/build_workflows.py            # workflows and thumbnails
+    python scripts/build_workflows.py --no-thumbnails
+
+The thumbnails are real results: the bundled SyncDreamer views of a chicken, and the
+textured mesh this pack reconstructs from them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workflow_tools import ROOT, Graph, Node, build_ui, draw_diagram, node_definitions, ui_to_api, validate_ui  # noqa: E402
+from workflow_tools import (  # noqa: E402
+    HOSTS,
+    ROOT,
+    Graph,
+    Group,
+    Node,
+    build_ui,
+    node_definitions,
+    overlaps,
+    ui_to_api,
+    validate_ui,
+)
 
 OUT = ROOT / "example_workflows"
 CKPT = "syncdreamer-pretrain.ckpt"
+CKPT_URL = "https://drive.google.com/file/d/1ypyD5WXxAnsWjnHgAfOAGolV0Zd9kpam"
 SD15 = "v1-5-pruned-emaonly-fp16.safetensors"
+SD15_URL = "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive"
+BIREFNET = "birefnet.safetensors"
 TEAPOT = "syncdreamer_teapot.png"
 SKETCH = "syncdreamer_sketch_mug.png"
 
 MODELS_NOTE = (
-    "## Models\n"
-    f"- **{CKPT}** (SyncDreamer, linked from github.com/liuyuan-pal/SyncDreamer) in `ComfyUI/models/syncdreamer/`. "
-    "It carries its own VAE and CLIP image encoder.\n"
+    "### Model to download\n"
+    f"**{CKPT}** (5.3 GB, the official SyncDreamer checkpoint): [{CKPT_URL}]({CKPT_URL}), linked from "
+    "github.com/liuyuan-pal/SyncDreamer. Put it in **`ComfyUI/models/syncdreamer/`** and press R (refresh). "
+    "It carries its own VAE and CLIP image encoder: nothing else is needed for this graph.\n"
+)
+SD_NOTE = (
+    f"\n**{SD15}** (optional, Stable Diffusion 1.5, 2 GB): [{SD15_URL}]({SD15_URL}), in "
+    "**`ComfyUI/models/checkpoints/`**: it draws the object this graph lifts to 3D.\n"
+)
+MESH_NOTE = (
+    "\n### The 3D result\n"
+    "**Save 3D Model** (ComfyUI's own) writes the textured GLB on ComfyUI 0.27+ (0.3.x saves geometry only); "
+    "**SyncDreamer Save Mesh** writes GLB/OBJ/PLY with the texture on every version and feeds **Preview 3D**. "
+    "The turntable is saved as an animated WEBP.\n"
 )
 
 
-def syncdreamer_chain(start: int, image_src: tuple[int, int], mask_src: tuple[int, int] | None, x: float,
-                      elevation: float, crop_size: int, mask_is_background: bool, batch_size: int = 1,
-                      mesh: bool = True, sampler_title: str | None = None):
-    """Prepare -> elevation -> loader -> sampler -> decode -> grid preview (+ mesh). Returns
-    (nodes, links, ids)."""
-    i = start
-    ids = {k: i + n for n, k in enumerate(["prepare", "elevation", "loader", "sampler", "decode", "grid", "preview",
-                                          "strip", "save_views", "recon", "save_mesh", "preview3d"])}
-    nodes = [
-        Node(ids["prepare"], "SyncDreamerPrepareImage", (x, 0),
-             {"crop_size": crop_size, "mask_is_background": mask_is_background}),
-        Node(ids["elevation"], "SyncDreamerElevation", (x, 260), {"degrees": elevation}),
-        Node(ids["loader"], "SyncDreamerCheckpointLoader", (x, 420), {"ckpt_name": CKPT, "dtype": "auto"}),
-        Node(ids["sampler"], "SyncDreamerSampler", (x + 380, 0),
-             {"seed": 6033, "steps": 50, "cfg": 2.0, "sampler_name": "ddim", "scheduler": "ddim_uniform",
-              "eta": 1.0, "batch_size": batch_size, "batch_view_num": 8}, title=sampler_title),
-        Node(ids["decode"], "VAEDecode", (x + 760, 0)),
-        Node(ids["grid"], "SyncDreamerComposeViews", (x + 1000, 0), {"layout": "grid"}),
-        Node(ids["preview"], "PreviewImage", (x + 1360, 0), size=(420, 440)),
-        Node(ids["strip"], "SyncDreamerComposeViews", (x + 1000, 130), {"layout": "strip"}),
-        Node(ids["save_views"], "SaveImage", (x + 1360, 480), {"filename_prefix": "syncdreamer/views"}),
-    ]
-    links = [
-        (*image_src, ids["prepare"], "image"),
-        (ids["prepare"], 0, ids["sampler"], "image"),
-        (ids["elevation"], 0, ids["sampler"], "elevation"),
-        (ids["loader"], 0, ids["sampler"], "syncdreamer_model"),
-        (ids["loader"], 1, ids["sampler"], "vae"),
-        (ids["sampler"], 0, ids["decode"], "samples"),
-        (ids["loader"], 1, ids["decode"], "vae"),
-        (ids["decode"], 0, ids["grid"], "views"),
-        (ids["grid"], 0, ids["preview"], "images"),
-        (ids["decode"], 0, ids["strip"], "views"),
-        (ids["strip"], 0, ids["save_views"], "images"),
-    ]
-    if mask_src is not None:
-        links.append((*mask_src, ids["prepare"], "mask"))
-    if mesh:
-        nodes += [
-            Node(ids["recon"], "SyncDreamerReconstruct", (x + 1000, 260),
-                 {"method": "fast", "resolution": 128, "quality_steps": 800, "quality_resolution": 96,
-                  "vote_tolerance": 2}),
-            Node(ids["save_mesh"], "SyncDreamerSaveMesh", (x + 1000, 560),
-                 {"filename_prefix": "mesh/syncdreamer", "format": "glb", "up_axis": "y"}),
-            Node(ids["preview3d"], "Preview3D", (x + 1820, 0), size=(520, 560)),
+def sampler_widgets(batch_size: int = 1) -> dict:
+    return {"seed": 6033, "steps": 50, "cfg": 2.0, "sampler_name": "ddim", "scheduler": "ddim_uniform", "eta": 1.0,
+            "batch_size": batch_size, "batch_view_num": 8}
+
+
+RECON_WIDGETS = {"method": "fast", "resolution": 128, "quality_steps": 800, "quality_resolution": 96, "vote_tolerance": 2,
+                 "texture": "1024", "max_faces": 30000, "cleanup": False}
+
+
+class Chain:
+    """The SyncDreamer part every workflow shares, with ids from ``start``."""
+
+    def __init__(self, start: int, elevation: float, crop_size: int, mask_is_background: bool, batch_size: int = 1,
+                 sampler_title: str | None = None):
+        i = iter(range(start, start + 100))
+        self.prepare = Node(next(i), "SyncDreamerPrepareImage", {"crop_size": crop_size,
+                                                                 "mask_is_background": mask_is_background})
+        self.elevation = Node(next(i), "SyncDreamerElevation", {"degrees": elevation})
+        self.loader = Node(next(i), "SyncDreamerCheckpointLoader", {"ckpt_name": CKPT, "dtype": "auto"})
+        self.sampler = Node(next(i), "SyncDreamerSampler", sampler_widgets(batch_size), title=sampler_title)
+        self.decode = Node(next(i), "VAEDecode")
+        self.grid = Node(next(i), "SyncDreamerComposeViews", {"layout": "grid"}, title="Views as 4x4 grid")
+        self.preview = Node(next(i), "PreviewImage", title="The 16 views")
+        self.strip = Node(next(i), "SyncDreamerComposeViews", {"layout": "strip"}, title="Views as 1x16 strip")
+        self.save_views = Node(next(i), "SaveImage", {"filename_prefix": "syncdreamer/views"}, title="Save views (strip)")
+        self.recon = Node(next(i), "SyncDreamerReconstruct", dict(RECON_WIDGETS))
+        self.save_glb = Node(next(i), "SaveGLB", {"filename_prefix": "syncdreamer/mesh"}, title="Save 3D Model (textured GLB)")
+        self.save_mesh = Node(next(i), "SyncDreamerSaveMesh", {"filename_prefix": "syncdreamer/mesh", "format": "glb",
+                                                               "up_axis": "y"})
+        self.preview3d = Node(next(i), "Preview3D")
+        self.turntable = Node(next(i), "SyncDreamerTurntable", {"frames": 24, "elevation": 20.0, "resolution": 384,
+                                                                "light": 0.35})
+        self.webp = Node(next(i), "SaveAnimatedWEBP", {"filename_prefix": "syncdreamer/turntable", "fps": 12.0,
+                                                       "lossless": False, "quality": 90, "method": "default"},
+                         title="Turntable")
+
+    def sampling_links(self, image_src, mask_src) -> list:
+        links = [
+            (*image_src, self.prepare.id, "image"),
+            (self.prepare.id, 0, self.sampler.id, "image"),
+            (self.elevation.id, 0, self.sampler.id, "elevation"),
+            (self.loader.id, 0, self.sampler.id, "syncdreamer_model"),
+            (self.loader.id, 1, self.sampler.id, "vae"),
+            (self.sampler.id, 0, self.decode.id, "samples"),
+            (self.loader.id, 1, self.decode.id, "vae"),
+            (self.decode.id, 0, self.grid.id, "views"),
+            (self.grid.id, 0, self.preview.id, "images"),
+            (self.decode.id, 0, self.strip.id, "views"),
+            (self.strip.id, 0, self.save_views.id, "images"),
         ]
-        links += [
-            (ids["decode"], 0, ids["recon"], "views"),
-            (ids["recon"], 0, ids["save_mesh"], "mesh"),
-            (ids["save_mesh"], 0, ids["preview3d"], "model_file"),
+        if mask_src is not None:
+            links.append((*mask_src, self.prepare.id, "mask"))
+        return links
+
+    def mesh_links(self, views_src) -> list:
+        return [
+            (*views_src, self.recon.id, "views"),
+            (self.recon.id, 0, self.save_glb.id, "mesh"),
+            (self.recon.id, 0, self.save_mesh.id, "mesh"),
+            (self.save_mesh.id, 0, self.preview3d.id, "model_file"),
+            (self.recon.id, 0, self.turntable.id, "mesh"),
+            (self.turntable.id, 0, self.webp.id, "images"),
         ]
-    return nodes, links, ids
+
+    def generate_group(self, title: str = "2. Generate the 16 views") -> Group:
+        return Group(title, [[self.loader], [self.sampler], [self.decode, self.grid, self.strip],
+                             [self.preview, self.save_views]], color="#8A8")
+
+    def prepare_group(self, title: str = "1b. Prepare the input") -> Group:
+        return Group(title, [[self.prepare, self.elevation]], color="#b58b2a")
+
+    def mesh_group(self, title: str = "3. Textured mesh") -> Group:
+        return Group(title, [[self.recon], [self.save_glb, self.save_mesh], [self.preview3d], [self.turntable, self.webp]],
+                     color="#a1309b")
+
+
+def note(node_id: int, title: str, text: str, height: int = 560) -> Node:
+    return Node(node_id, "MarkdownNote", title=title, size=(420, height), text=text)
 
 
 def image_to_3d() -> Graph:
-    load = Node(1, "LoadImage", (-380, 0), {"image": TEAPOT}, size=(340, 360))
-    nodes, links, _ = syncdreamer_chain(10, (1, 0), (1, 1), 0, elevation=0.0, crop_size=180, mask_is_background=True)
-    note = Node(90, "MarkdownNote", (-380, 420), title="Image to 3D", size=(340, 330), text=(
-        "Load an RGBA image (its alpha is the object mask; LoadImage's MASK is 1 on the background, hence "
-        "`mask_is_background` on). Set the **elevation** of your photo (a rough value in [-10, 40] is enough; "
-        "this teapot was taken at 0) and **crop_size** (200 for most objects, 180 or 150 for wide ones).\n\n"
-        + MODELS_NOTE))
-    return Graph([load] + nodes, links, [note])
+    load = Node(1, "LoadImage", {"image": TEAPOT})
+    chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=True)
+    intro = note(90, "Image to 3D: start here", (
+        "Load an RGBA image of one object (its alpha is the object mask; LoadImage's MASK is 1 on the background, "
+        "hence `mask_is_background` on) and press **Queue**.\n\n"
+        "- **elevation**: the angle you looked down at the object from (a rough value in [-10, 40] is enough; "
+        "this teapot was photographed level, 0).\n- **crop_size**: the object's size in the 256x256 input (200 for "
+        "most objects, 180 or 150 for wide ones).\n\n" + MODELS_NOTE + MESH_NOTE))
+    groups = [Group("1. Input", [[intro, load]], color="#444"), chain.prepare_group(), chain.generate_group(),
+              chain.mesh_group()]
+    links = chain.sampling_links((1, 0), (1, 1)) + chain.mesh_links((chain.decode.id, 0))
+    return Graph(groups, links)
+
+
+def image_to_3d_background_removal() -> Graph:
+    load = Node(1, "LoadImage", {"image": TEAPOT}, title="Load a photo (any background)")
+    remover = Node(2, "LoadBackgroundRemovalModel", {"bg_removal_name": BIREFNET})
+    remove = Node(3, "RemoveBackground")
+    chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=False)
+    intro = note(90, "Photo to 3D with background removal", (
+        "For photos whose background is not transparent or white: ComfyUI's **Remove Background** (BiRefNet) "
+        "finds the object and its mask (1 = object, hence `mask_is_background` off) goes to Prepare Image. "
+        "Needs ComfyUI 0.27 or later.\n\n"
+        f"**{BIREFNET}** (BiRefNet, ~0.9 GB; any BiRefNet .safetensors works) in "
+        "**`ComfyUI/models/background_removal/`**.\n\n" + MODELS_NOTE + MESH_NOTE), height=620)
+    groups = [Group("1. Input and background removal", [[intro, load], [remover, remove]], color="#444"),
+              chain.prepare_group(), chain.generate_group(), chain.mesh_group()]
+    links = [(2, 0, 3, "bg_removal_model"), (1, 0, 3, "image")]
+    links += chain.sampling_links((1, 0), (3, 0)) + chain.mesh_links((chain.decode.id, 0))
+    return Graph(groups, links)
+
+
+def sd_front(first_id: int, prompt: str, negative: str, img2img: bool):
+    i = iter(range(first_id, first_id + 20))
+    nodes = {
+        "ckpt": Node(next(i), "CheckpointLoaderSimple", {"ckpt_name": SD15}),
+        "prompt": Node(next(i), "CLIPTextEncode", {"text": prompt}, title="Prompt", size=(380, 200)),
+        "negative": Node(next(i), "CLIPTextEncode", {"text": negative}, title="Negative prompt", size=(380, 200)),
+    }
+    if img2img:
+        nodes["latent"] = Node(next(i), "VAEEncode")
+        nodes["ksampler"] = Node(next(i), "KSampler", {"seed": 7, "steps": 30, "cfg": 7.0, "sampler_name": "dpmpp_2m",
+                                                       "scheduler": "karras", "denoise": 0.6}, title="KSampler (img2img)")
+    else:
+        nodes["latent"] = Node(next(i), "EmptyLatentImage", {"width": 512, "height": 512, "batch_size": 1})
+        nodes["ksampler"] = Node(next(i), "KSampler", {"seed": 42, "steps": 25, "cfg": 7.0, "sampler_name": "dpmpp_2m",
+                                                       "scheduler": "karras", "denoise": 1.0})
+    nodes["decode"] = Node(next(i), "VAEDecode")
+    nodes["mask"] = Node(next(i), "SyncDreamerWhiteBackgroundMask")
+    nodes["show"] = Node(next(i), "PreviewImage", title="Stable Diffusion's object")
+    n = nodes
+    links = [(n["ckpt"].id, 0, n["ksampler"].id, "model"), (n["ckpt"].id, 1, n["prompt"].id, "clip"),
+             (n["ckpt"].id, 1, n["negative"].id, "clip"), (n["prompt"].id, 0, n["ksampler"].id, "positive"),
+             (n["negative"].id, 0, n["ksampler"].id, "negative"), (n["latent"].id, 0, n["ksampler"].id, "latent_image"),
+             (n["ksampler"].id, 0, n["decode"].id, "samples"), (n["ckpt"].id, 2, n["decode"].id, "vae"),
+             (n["decode"].id, 0, n["mask"].id, "image"), (n["decode"].id, 0, n["show"].id, "images")]
+    return nodes, links
 
 
 def text_to_3d() -> Graph:
-    nodes = [
-        Node(1, "CheckpointLoaderSimple", (-1500, 0), {"ckpt_name": SD15}),
-        Node(2, "CLIPTextEncode", (-1100, -120), {"text": "a cute cartoon toy robot, full body, centered, 3d render, "
-                                                   "plain white background, studio lighting"}, title="Prompt"),
-        Node(3, "CLIPTextEncode", (-1100, 140), {"text": "cropped, cut off, shadow, ground, multiple objects, text, "
-                                                  "busy background, dark background"}, title="Negative"),
-        Node(4, "EmptyLatentImage", (-1100, 380), {"width": 512, "height": 512, "batch_size": 1}),
-        Node(5, "KSampler", (-700, 0), {"seed": 42, "steps": 25, "cfg": 7.0, "sampler_name": "dpmpp_2m",
-                                        "scheduler": "karras", "denoise": 1.0}),
-        Node(6, "VAEDecode", (-380, 0)),
-        Node(7, "SyncDreamerWhiteBackgroundMask", (-380, 140)),
-    ]
-    links = [(1, 0, 5, "model"), (1, 1, 2, "clip"), (1, 1, 3, "clip"), (2, 0, 5, "positive"), (3, 0, 5, "negative"),
-             (4, 0, 5, "latent_image"), (5, 0, 6, "samples"), (1, 2, 6, "vae"), (6, 0, 7, "image")]
-    chain, chain_links, _ = syncdreamer_chain(10, (6, 0), (7, 0), 0, elevation=10.0, crop_size=200,
-                                              mask_is_background=False)
-    note = Node(90, "MarkdownNote", (-1500, 260), title="Text to 3D", size=(360, 380), text=(
-        "Stable Diffusion 1.5 draws the object on white; a simple white-background threshold finds it "
-        "(swap in any background-removal node for harder images: connect its object mask with "
-        "`mask_is_background` off). SD renders are usually seen slightly from above: elevation 10-20.\n\n"
-        + MODELS_NOTE + f"- **{SD15}** (Stable Diffusion 1.5) in `ComfyUI/models/checkpoints/`.\n"))
-    return Graph(nodes + chain, links + chain_links, [note])
+    n, links = sd_front(1, "a cute cartoon toy robot, full body, centered, 3d render, plain white background, studio "
+                           "lighting", "cropped, cut off, shadow, ground, multiple objects, text, busy background, "
+                           "dark background", img2img=False)
+    chain = Chain(20, elevation=10.0, crop_size=200, mask_is_background=False)
+    intro = note(90, "Text to 3D: start here", (
+        "Stable Diffusion 1.5 draws the object on white; a white-background threshold finds it (swap in any "
+        "background-removal node for harder images: connect its object mask with `mask_is_background` off). "
+        "SD renders are usually seen slightly from above: elevation 10-20.\n\n" + MODELS_NOTE + SD_NOTE + MESH_NOTE),
+        height=640)
+    groups = [Group("1. Stable Diffusion draws the object", [[intro], [n["ckpt"], n["latent"]],
+                                                              [n["prompt"], n["negative"]],
+                                                              [n["ksampler"], n["decode"], n["mask"]], [n["show"]]],
+                    color="#444"),
+              chain.prepare_group("1b. Prepare"), chain.generate_group(), chain.mesh_group()]
+    links += chain.sampling_links((n["decode"].id, 0), (n["mask"].id, 0)) + chain.mesh_links((chain.decode.id, 0))
+    return Graph(groups, links)
 
 
 def sketch_to_3d() -> Graph:
-    nodes = [
-        Node(1, "LoadImage", (-1500, 0), {"image": SKETCH}, size=(340, 360)),
-        Node(2, "CheckpointLoaderSimple", (-1500, 420), {"ckpt_name": SD15}),
-        Node(3, "CLIPTextEncode", (-1100, -120), {"text": "a ceramic mug with a heart, 3d render, plain white "
-                                                   "background, centered, soft studio light"}, title="Prompt"),
-        Node(4, "CLIPTextEncode", (-1100, 140), {"text": "sketch, lines, flat, drawing, shadow, dark background"},
-             title="Negative"),
-        Node(5, "VAEEncode", (-1100, 380)),
-        Node(6, "KSampler", (-700, 0), {"seed": 7, "steps": 30, "cfg": 7.0, "sampler_name": "dpmpp_2m",
-                                        "scheduler": "karras", "denoise": 0.6}, title="KSampler (img2img)"),
-        Node(7, "VAEDecode", (-380, 0)),
-        Node(8, "SyncDreamerWhiteBackgroundMask", (-380, 140)),
-    ]
-    links = [(2, 0, 6, "model"), (2, 1, 3, "clip"), (2, 1, 4, "clip"), (3, 0, 6, "positive"), (4, 0, 6, "negative"),
-             (1, 0, 5, "pixels"), (2, 2, 5, "vae"), (5, 0, 6, "latent_image"), (6, 0, 7, "samples"), (2, 2, 7, "vae"),
-             (7, 0, 8, "image")]
-    chain, chain_links, _ = syncdreamer_chain(10, (7, 0), (8, 0), 0, elevation=10.0, crop_size=200,
-                                              mask_is_background=False)
-    note = Node(90, "MarkdownNote", (-1500, 560), title="Sketch to 3D", size=(360, 420), text=(
-        "A sketch or cartoon is cleaned into a rendered-looking object by Stable Diffusion img2img "
-        "(`denoise` 0.5-0.7 keeps the shape; lower keeps more of the drawing). For more control over the "
-        "shape, add a **ControlNet scribble** (Apply ControlNet with control_v11p_sd15_scribble) between the "
-        "prompts and the KSampler and start from an empty latent.\n\n"
-        + MODELS_NOTE + f"- **{SD15}** in `ComfyUI/models/checkpoints/`.\n"))
-    return Graph(nodes + chain, links + chain_links, [note])
+    load = Node(1, "LoadImage", {"image": SKETCH}, title="Load a sketch")
+    n, links = sd_front(2, "a ceramic mug with a heart, 3d render, plain white background, centered, soft studio light",
+                        "sketch, lines, flat, drawing, shadow, dark background", img2img=True)
+    links += [(1, 0, n["latent"].id, "pixels"), (n["ckpt"].id, 2, n["latent"].id, "vae")]
+    chain = Chain(20, elevation=10.0, crop_size=200, mask_is_background=False)
+    intro = note(90, "Sketch to 3D: start here", (
+        "A sketch or cartoon is turned into a rendered-looking object by Stable Diffusion img2img (`denoise` 0.5-0.7 "
+        "keeps the shape; lower keeps more of the drawing), then lifted to 3D. For more control over the shape add a "
+        "**ControlNet scribble** (Apply ControlNet with control_v11p_sd15_scribble) between the prompts and the "
+        "KSampler, and start from an empty latent.\n\n" + MODELS_NOTE + SD_NOTE + MESH_NOTE), height=700)
+    groups = [Group("1. Stable Diffusion cleans the sketch", [[intro, load], [n["ckpt"], n["latent"]],
+                                                               [n["prompt"], n["negative"]],
+                                                               [n["ksampler"], n["decode"], n["mask"]], [n["show"]]],
+                    color="#444"),
+              chain.prepare_group("1b. Prepare"), chain.generate_group(), chain.mesh_group()]
+    links += chain.sampling_links((n["decode"].id, 0), (n["mask"].id, 0)) + chain.mesh_links((chain.decode.id, 0))
+    return Graph(groups, links)
 
 
 def candidates() -> Graph:
-    load = Node(1, "LoadImage", (-380, 0), {"image": TEAPOT}, size=(340, 360))
-    chain, links, ids = syncdreamer_chain(10, (1, 0), (1, 1), 0, elevation=0.0, crop_size=180,
-                                          mask_is_background=True, batch_size=4)
-    pick = Node(40, "SyncDreamerPickCandidate", (1000, 260), {"candidate": 0})
-    for node in chain:
-        if node.id == ids["recon"]:
-            node.pos = (1000, 400)
-        if node.id == ids["save_mesh"]:
-            node.pos = (1000, 700)
-    links = [link for link in links if not (link[2] == ids["recon"])]
-    links += [(ids["decode"], 0, 40, "views"), (40, 0, ids["recon"], "views")]
-    note = Node(90, "MarkdownNote", (-380, 420), title="Candidates", size=(340, 300), text=(
-        "SyncDreamer does not always succeed: generate several candidates at once (`batch_size` 4 gives four "
-        "independent 16-view sets, shown as four 4x4 grids), then set **candidate** (0-3) to the best one and "
-        "queue again: only the mesh part runs again.\n\n" + MODELS_NOTE))
-    return Graph([load] + chain + [pick], links, [note])
+    load = Node(1, "LoadImage", {"image": TEAPOT})
+    chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=True, batch_size=4)
+    rank = Node(40, "SyncDreamerRankCandidates")
+    ranked = Node(41, "SyncDreamerComposeViews", {"layout": "grid"}, title="Ranked candidates (best first)")
+    show_ranked = Node(42, "PreviewImage", title="All candidates, best first")
+    intro = note(90, "Candidates: start here", (
+        "SyncDreamer does not always succeed: this graph generates four candidates at once (`batch_size` 4: four "
+        "independent sets of 16 views), **Rank Candidates** scores how consistent each set is as one 3D object and "
+        "the best one is meshed. Candidate k is exactly the single run with seed + k, so any of them can be "
+        "re-generated alone.\n\n" + MODELS_NOTE + MESH_NOTE), height=600)
+    groups = [Group("1. Input", [[intro, load]], color="#444"), chain.prepare_group(), chain.generate_group(),
+              Group("2b. Pick the most consistent candidate", [[rank, ranked], [show_ranked]], color="#b06634"),
+              chain.mesh_group()]
+    links = chain.sampling_links((1, 0), (1, 1)) + [
+        (chain.decode.id, 0, rank.id, "views"), (rank.id, 1, ranked.id, "views"), (ranked.id, 0, show_ranked.id, "images"),
+    ] + chain.mesh_links((rank.id, 0))
+    return Graph(groups, links)
 
 
 def elevation_refinement() -> Graph:
-    load = Node(1, "LoadImage", (-380, 0), {"image": TEAPOT}, size=(340, 360))
-    first, links, ids = syncdreamer_chain(10, (1, 0), (1, 1), 0, elevation=30.0, crop_size=180,
-                                          mask_is_background=True, mesh=False, sampler_title="SyncDreamer Sampler (first guess)")
-    estimate = Node(40, "SyncDreamerEstimateElevation", (1000, 260), {"first_guess": 30.0, "min_confidence": 0.0})
-    overlay = Node(41, "PreviewImage", (1360, 960), title="Best silhouette", size=(300, 320))
-    second = Node(42, "SyncDreamerSampler", (1760, 0),
-                  {"seed": 6033, "steps": 50, "cfg": 2.0, "sampler_name": "ddim", "scheduler": "ddim_uniform",
-                   "eta": 1.0, "batch_size": 1, "batch_view_num": 8}, title="SyncDreamer Sampler (estimated elevation)")
-    decode = Node(43, "VAEDecode", (2140, 0))
-    grid = Node(44, "SyncDreamerComposeViews", (2380, 0), {"layout": "grid"})
-    preview = Node(45, "PreviewImage", (2680, 0), size=(420, 440))
-    recon = Node(46, "SyncDreamerReconstruct", (2380, 200),
-                 {"method": "fast", "resolution": 128, "quality_steps": 800, "quality_resolution": 96, "vote_tolerance": 2})
-    save = Node(47, "SyncDreamerSaveMesh", (2380, 480), {"filename_prefix": "mesh/syncdreamer", "format": "glb", "up_axis": "y"})
-    view3d = Node(48, "Preview3D", (2680, 480), size=(520, 560))
-    links += [
-        (ids["prepare"], 0, 40, "image"), (ids["prepare"], 1, 40, "object_mask"), (ids["decode"], 0, 40, "views"),
-        (ids["elevation"], 0, 40, "first_guess"), (40, 1, 41, "images"),
-        (ids["loader"], 0, 42, "syncdreamer_model"), (ids["loader"], 1, 42, "vae"), (ids["prepare"], 0, 42, "image"),
-        (40, 0, 42, "elevation"), (42, 0, 43, "samples"), (ids["loader"], 1, 43, "vae"), (43, 0, 44, "views"),
-        (44, 0, 45, "images"), (43, 0, 46, "views"), (46, 0, 47, "mesh"), (47, 0, 48, "model_file"),
-    ]
-    note = Node(90, "MarkdownNote", (-380, 420), title="Elevation refinement", size=(340, 360), text=(
+    load = Node(1, "LoadImage", {"image": TEAPOT})
+    first = Chain(10, elevation=30.0, crop_size=180, mask_is_background=True,
+                  sampler_title="SyncDreamer Sampler (first guess)")
+    estimate = Node(40, "SyncDreamerEstimateElevation", {"first_guess": 30.0, "min_confidence": 0.3})
+    overlay = Node(41, "PreviewImage", title="Best-matching silhouette")
+    second = Chain(50, elevation=0.0, crop_size=180, mask_is_background=True,
+                   sampler_title="SyncDreamer Sampler (estimated elevation)")
+    intro = note(90, "Elevation refinement: start here", (
         "Not sure of the photo's elevation? Generate once with a guess, let **Estimate Elevation** compare the "
-        "silhouettes of the 16 generated views with the input, and generate again with the estimate. The "
-        "preview outlines the best-matching silhouette; `min_confidence` keeps the guess when the estimate is "
-        "unclear.\n\n" + MODELS_NOTE))
-    return Graph([load] + first + [estimate, overlay, second, decode, grid, preview, recon, save, view3d], links, [note])
+        "silhouettes of the 16 generated views with the input, and generate again with the estimate. The preview "
+        "outlines the best-matching silhouette; `min_confidence` keeps the guess when the estimate is unclear.\n\n"
+        + MODELS_NOTE + MESH_NOTE), height=620)
+    groups = [Group("1. Input", [[intro, load]], color="#444"), first.prepare_group(),
+              first.generate_group("2. First guess"),
+              Group("3. Estimate the elevation", [[estimate, overlay]], color="#b06634"),
+              Group("4. Generate again", [[second.sampler], [second.decode, second.grid], [second.preview]], color="#8A8"),
+              second.mesh_group("5. Textured mesh")]
+    links = first.sampling_links((1, 0), (1, 1)) + [
+        (first.prepare.id, 0, estimate.id, "image"), (first.prepare.id, 1, estimate.id, "object_mask"),
+        (first.decode.id, 0, estimate.id, "views"), (first.elevation.id, 0, estimate.id, "first_guess"),
+        (estimate.id, 1, overlay.id, "images"),
+        (first.loader.id, 0, second.sampler.id, "syncdreamer_model"), (first.loader.id, 1, second.sampler.id, "vae"),
+        (first.prepare.id, 0, second.sampler.id, "image"), (estimate.id, 0, second.sampler.id, "elevation"),
+        (second.sampler.id, 0, second.decode.id, "samples"), (first.loader.id, 1, second.decode.id, "vae"),
+        (second.decode.id, 0, second.grid.id, "views"), (second.grid.id, 0, second.preview.id, "images"),
+    ] + second.mesh_links((second.decode.id, 0))
+    return Graph(groups, links)
 
 
+#: API name -> (title = the template's file name, builder, hosts it runs on).
 WORKFLOWS = {
-    "image_to_3d": image_to_3d,
-    "text_to_3d": text_to_3d,
-    "sketch_to_3d": sketch_to_3d,
-    "candidates": candidates,
-    "elevation_refinement": elevation_refinement,
+    "image_to_3d": ("SyncDreamer - Image to 3D", image_to_3d, HOSTS),
+    "text_to_3d": ("SyncDreamer - Text to 3D with Stable Diffusion", text_to_3d, HOSTS),
+    "sketch_to_3d": ("SyncDreamer - Sketch to 3D with Stable Diffusion", sketch_to_3d, HOSTS),
+    "candidates": ("SyncDreamer - Best of 4 candidates", candidates, HOSTS),
+    "elevation_refinement": ("SyncDreamer - Elevation refinement", elevation_refinement, HOSTS),
+    "image_to_3d_background_removal": ("SyncDreamer - Photo to 3D with background removal",
+                                       image_to_3d_background_removal, ("0.27.0",)),
 }
 
 
-def main() -> None:
-    definitions = node_definitions()
-    (OUT / "api").mkdir(parents=True, exist_ok=True)
-    for name, make in WORKFLOWS.items():
-        ui = build_ui(make(), definitions)
-        problems = validate_ui(ui, definitions)
+def build(name: str) -> dict:
+    """The UI workflow ``name``, built and checked against every host it targets."""
+    title, make, hosts = WORKFLOWS[name]
+    ui = build_ui(make(), node_definitions(hosts[-1]))
+    for host in hosts:
+        problems = validate_ui(ui, node_definitions(host))
         if problems:
-            raise SystemExit(f"{name}: " + "\n".join(problems))
-        (OUT / f"{name}.json").write_text(json.dumps(ui, indent=1) + "\n")
-        (OUT / "api" / f"{name}.json").write_text(json.dumps(ui_to_api(ui, definitions), indent=1) + "\n")
-        draw_diagram(ui, OUT / f"{name}.jpg")
-        print(f"wrote {name}: {len(ui['nodes'])} nodes, {len(ui['links'])} links")
+            raise SystemExit(f"{name} on ComfyUI {host}: " + "\n".join(problems))
+    if overlaps(ui):
+        raise SystemExit(f"{name}: nodes overlap: {overlaps(ui)}")
+    return ui
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-thumbnails", action="store_true")
+    args = parser.parse_args()
+    (OUT / "api").mkdir(parents=True, exist_ok=True)
+    for name, (title, _, hosts) in WORKFLOWS.items():
+        ui = build(name)
+        (OUT / f"{title}.json").write_text(json.dumps(ui, indent=1) + "\n")
+        (OUT / "api" / f"{name}.json").write_text(json.dumps(ui_to_api(ui, node_definitions(hosts[-1])), indent=1) + "\n")
+        print(f"wrote {title}: {len(ui['nodes'])} nodes, {len(ui['links'])} links")
+    if not args.no_thumbnails:
+        from thumbnails import write_thumbnails
+
+        write_thumbnails({name: OUT / f"{title}.jpg" for name, (title, _, _) in WORKFLOWS.items()})
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Building, converting and checking ComfyUI workflows without a running ComfyUI.
 
-- ``node_definitions()``: object_info-style definitions of this pack's nodes (read from
-  the node classes) and of the stock nodes the workflows use (``tests/data/stock_nodes.json``,
-  recorded from ComfyUI's ``/object_info``).
-- ``build_ui(graph)``: a UI-format workflow (what the ComfyUI canvas saves and loads).
+- ``node_definitions(host)``: /object_info-style definitions of this pack's nodes (from
+  their schemas) and of the stock nodes the workflows use, as recorded from each tested
+  ComfyUI (``tests/data/stock_nodes_<version>.json``, see ``record_stock_nodes.py``).
+- ``build_ui(graph)``: a UI-format workflow (what the ComfyUI canvas saves and loads),
+  with the nodes laid out in titled groups and the view on the start of the graph.
 - ``ui_to_api(ui)``: its API-format twin (what ``POST /prompt`` takes).
 - ``validate_ui(ui)``: every node type known, every link type-consistent, every widget
-  value valid; returns a list of problems.
-- ``draw_diagram(ui, path)``: a thumbnail picture of the graph.
+  value valid; ``overlaps(ui)``: node rectangles that intersect.
 """
 
 from __future__ import annotations
@@ -19,19 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STOCK_FILE = ROOT / "tests" / "data" / "stock_nodes.json"
+DATA = ROOT / "tests" / "data"
+#: The ComfyUI versions the pack is tested with; the last is the current one.
+HOSTS = ("0.3.64", "0.27.0")
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 #: Frontend-only nodes: in UI workflows, never sent to the server.
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 #: Combo inputs listing the user's files: any file name is valid.
 FILE_COMBOS = {("LoadImage", "image"), ("CheckpointLoaderSimple", "ckpt_name"),
-               ("SyncDreamerCheckpointLoader", "ckpt_name"), ("CLIPVisionLoader", "clip_name")}
+               ("SyncDreamerCheckpointLoader", "ckpt_name"), ("CLIPVisionLoader", "clip_name"),
+               ("LoadBackgroundRemovalModel", "bg_removal_name")}
 #: Nodes whose canvas widgets add a trailing value (the 3D viewer).
-VIEWER_NODES = {"Preview3D", "SaveGLB"}
+VIEWER_NODES = {"Preview3D"}
 
 
-def stock_definitions() -> dict:
-    data = json.loads(STOCK_FILE.read_text())
+def stock_definitions(host: str = HOSTS[-1]) -> dict:
+    data = json.loads((DATA / f"stock_nodes_{host}.json").read_text())
     data.pop("_comfyui_version", None)
     return data
 
@@ -88,8 +91,8 @@ def pack_definitions(stock: dict | None = None) -> dict:
     return out
 
 
-def node_definitions() -> dict:
-    stock = stock_definitions()
+def node_definitions(host: str = HOSTS[-1]) -> dict:
+    stock = stock_definitions(host)
     return {**stock, **pack_definitions(stock)}
 
 
@@ -106,27 +109,38 @@ def _inputs(definition: dict) -> list[tuple[str, list, bool]]:
     return out
 
 
+def _options(spec) -> dict:
+    return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+
+
 def is_combo(spec) -> bool:
     """A dropdown: a list of options (classic schema) or COMBO with "options" (node schema)."""
     return isinstance(spec[0], list) or spec[0] == "COMBO"
 
 
 def options_of(spec) -> list:
-    if isinstance(spec[0], list):
-        return spec[0]
-    return (spec[1] if len(spec) > 1 else {}).get("options", [])
+    return spec[0] if isinstance(spec[0], list) else _options(spec).get("options", [])
+
+
+def widget_kind(spec) -> str | None:
+    """COMBO/INT/FLOAT/STRING/BOOLEAN for inputs shown as a widget, else None (a socket).
+    A multi-type input (Preview3D's model_file in 0.27) names its widget in "widgetType"."""
+    if is_combo(spec):
+        return "COMBO"
+    kind = _options(spec).get("widgetType", spec[0])
+    return kind if kind in WIDGET_TYPES else None
 
 
 def is_widget(spec) -> bool:
-    return is_combo(spec) or spec[0] in WIDGET_TYPES
+    return widget_kind(spec) is not None
 
 
 def widget_default(spec):
-    options = spec[1] if len(spec) > 1 else {}
+    options = _options(spec)
     if is_combo(spec):
         choices = options_of(spec)
         return options.get("default", choices[0] if choices else "")
-    return options.get("default", {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[spec[0]])
+    return options.get("default", {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[widget_kind(spec)])
 
 
 def accepts(input_type: str, output_type: str) -> bool:
@@ -139,7 +153,7 @@ def accepts(input_type: str, output_type: str) -> bool:
 
 def _extra_after(node_type: str, name: str, spec) -> list:
     """Values the frontend stores after a widget's own value."""
-    options = spec[1] if len(spec) > 1 else {}
+    options = _options(spec)
     if options.get("control_after_generate") or (spec[0] == "INT" and name in ("seed", "noise_seed")):
         return ["fixed"]
     if options.get("image_upload"):
@@ -153,47 +167,110 @@ def _extra_after(node_type: str, name: str, spec) -> list:
 class Node:
     id: int
     type: str
-    pos: tuple[float, float]
     widgets: dict = field(default_factory=dict)
     title: str | None = None
     size: tuple[float, float] | None = None
     text: str | None = None  # for notes
+    pos: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class Group:
+    """Nodes in columns (each a top-to-bottom list) under one title."""
+
+    title: str
+    columns: list[list[Node]]
+    color: str = "#3f789e"
 
 
 @dataclass
 class Graph:
-    nodes: list[Node]
+    groups: list[Group]
     #: (from node id, output index, to node id, input name)
     links: list[tuple[int, int, int, str]]
-    notes: list[Node] = field(default_factory=list)
+    #: Canvas zoom of the saved view.
+    scale: float = 0.85
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [n for g in self.groups for column in g.columns for n in column]
+
+
+#: Fixed sizes of nodes that show a picture or a viewer.
+VIEW_SIZES = {"LoadImage": (340, 420), "PreviewImage": (440, 470), "SaveImage": (440, 330), "Preview3D": (480, 540),
+              "SaveAnimatedWEBP": (380, 470), "SaveGLB": (380, 420)}
+NODE_WIDTH = 340
+GAP = 40
+GROUP_PAD = (24, 64)  # x, and y below the group title
+
+
+def estimate_size(node: Node, definition: dict | None) -> tuple[float, float]:
+    """A size at least as large as the frontend draws the node (title, slots, widgets)."""
+    if node.size:
+        return node.size
+    if node.type in VIEW_SIZES:
+        return VIEW_SIZES[node.type]
+    inputs = _inputs(definition)
+    widgets = sum(1 for _, spec, _ in inputs if is_widget(spec))
+    sockets = sum(1 for _, spec, _ in inputs if not is_widget(spec))
+    slots = max(sockets, len(definition["output"]))
+    return NODE_WIDTH, 46 + 26 * slots + 30 * widgets + 20
+
+
+def layout(graph: Graph, definitions: dict) -> list[dict]:
+    """Place groups left to right and nodes top to bottom in their columns; returns the
+    UI group entries."""
+    groups, x = [], 0.0
+    for group in graph.groups:
+        left, column_x, bottom = x, x + GROUP_PAD[0], 0.0
+        for column in group.columns:
+            y, width = GROUP_PAD[1], 0.0
+            for node in column:
+                definition = definitions.get(node.type)
+                node.size = estimate_size(node, definition)
+                node.pos = (column_x, y)
+                y += node.size[1] + GAP
+                width = max(width, node.size[0])
+            bottom = max(bottom, y - GAP)
+            column_x += width + GAP
+        right = column_x - GAP + GROUP_PAD[0]
+        groups.append({"title": group.title, "bounding": [left, 0, right - left, bottom + GROUP_PAD[0]],
+                       "color": group.color, "font_size": 24, "flags": {}})
+        x = right + 2 * GAP
+    return groups
 
 
 def build_ui(graph: Graph, definitions: dict) -> dict:
+    ui_groups = layout(graph, definitions)
+    nodes = graph.nodes
+    by_id = {n.id: n for n in nodes}
     link_rows, node_links_out, node_links_in = [], {}, {}
     for index, (src, slot, dst, name) in enumerate(graph.links, start=1):
-        src_node = next(n for n in graph.nodes if n.id == src)
-        out_type = definitions[src_node.type]["output"][slot]
-        dst_node = next(n for n in graph.nodes if n.id == dst)
-        dst_position = [i for i, (n, _, _) in enumerate(_inputs(definitions[dst_node.type])) if n == name]
-        if not dst_position:
-            raise ValueError(f"{dst_node.type} has no input {name!r}")
+        out_type = definitions[by_id[src].type]["output"][slot]
+        if not any(n == name for n, _, _ in _inputs(definitions[by_id[dst].type])):
+            raise ValueError(f"{by_id[dst].type} has no input {name!r}")
         link_rows.append([index, src, slot, dst, name, out_type])
         node_links_out.setdefault((src, slot), []).append(index)
         node_links_in[(dst, name)] = index
 
     order = _topological_order(graph)
     ui_nodes = []
-    for node in graph.nodes:
+    for node in nodes:
+        if node.type in FRONTEND_ONLY:
+            ui_nodes.append({"id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size),
+                             "flags": {}, "order": len(order) + node.id, "mode": 0, "inputs": [], "outputs": [],
+                             "properties": {}, "widgets_values": [node.text or ""], "color": "#432", "bgcolor": "#653",
+                             **({"title": node.title} if node.title else {})})
+            continue
         definition = definitions[node.type]
         inputs, values = [], []
         for name, spec, required in _inputs(definition):
             link = node_links_in.get((node.id, name))
             if is_widget(spec):
-                value = node.widgets.get(name, widget_default(spec))
-                values.append(value)
+                values.append(node.widgets.get(name, widget_default(spec)))
                 values.extend(_extra_after(node.type, name, spec))
                 if link is not None:
-                    inputs.append({"name": name, "type": "COMBO" if is_combo(spec) else spec[0],
+                    inputs.append({"name": name, "type": widget_kind(spec) if is_combo(spec) else spec[0],
                                    "widget": {"name": name}, "link": link})
             else:
                 entry = {"name": name, "type": spec[0], "link": link}
@@ -207,31 +284,25 @@ def build_ui(graph: Graph, definitions: dict) -> dict:
             raise ValueError(f"{node.type} has no widgets {sorted(unknown)}")
         outputs = [{"name": definition["output_name"][i], "type": t, "slot_index": i,
                     "links": node_links_out.get((node.id, i), [])} for i, t in enumerate(definition["output"])]
-        # link rows store the input slot index, not the name
-        widget_count = sum(1 for _, s, _ in _inputs(definition) if is_widget(s))
         ui_nodes.append({
-            "id": node.id, "type": node.type, "pos": list(node.pos),
-            "size": list(node.size or (320, 60 + 26 * (widget_count + max(len(inputs), len(outputs))))),
+            "id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size),
             "flags": {}, "order": order[node.id], "mode": 0, "inputs": inputs, "outputs": outputs,
             "properties": {"Node name for S&R": node.type}, "widgets_values": values,
             **({"title": node.title} if node.title else {}),
         })
-    for note in graph.notes:
-        ui_nodes.append({"id": note.id, "type": "MarkdownNote", "pos": list(note.pos), "size": list(note.size or (360, 200)),
-                         "flags": {}, "order": len(order) + note.id, "mode": 0, "inputs": [], "outputs": [],
-                         "properties": {}, "widgets_values": [note.text or ""], "color": "#432", "bgcolor": "#653",
-                         **({"title": note.title} if note.title else {})})
     for row in link_rows:
         dst_node = next(n for n in ui_nodes if n["id"] == row[3])
         row[4] = next(i for i, entry in enumerate(dst_node["inputs"]) if entry["name"] == row[4])
-    all_ids = [n["id"] for n in ui_nodes]
-    return {"last_node_id": max(all_ids), "last_link_id": len(link_rows), "nodes": ui_nodes, "links": link_rows,
-            "groups": [], "config": {}, "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}}, "version": 0.4}
+    first = ui_groups[0]["bounding"]
+    view = {"scale": graph.scale, "offset": [-first[0] + 30, -first[1] + 30]}
+    return {"last_node_id": max(n["id"] for n in ui_nodes), "last_link_id": len(link_rows), "nodes": ui_nodes,
+            "links": link_rows, "groups": ui_groups, "config": {}, "extra": {"ds": view}, "version": 0.4}
 
 
 def _topological_order(graph: Graph) -> dict[int, int]:
-    pending = {n.id for n in graph.nodes}
-    deps = {n.id: {src for src, _, dst, _ in graph.links if dst == n.id} for n in graph.nodes}
+    working = [n for n in graph.nodes if n.type not in FRONTEND_ONLY]
+    pending = {n.id for n in working}
+    deps = {n.id: {src for src, _, dst, _ in graph.links if dst == n.id} for n in working}
     order, rank = {}, 0
     while pending:
         ready = sorted(i for i in pending if not (deps[i] & pending))
@@ -283,9 +354,9 @@ def ui_to_api(ui: dict, definitions: dict) -> dict:
 # ---------------------------------------------------------------- checking
 
 def _value_problem(node_type: str, name: str, spec, value) -> str | None:
-    kind = spec[0]
-    options = spec[1] if len(spec) > 1 else {}
-    if is_combo(spec):
+    kind = widget_kind(spec)
+    options = _options(spec)
+    if kind == "COMBO":
         if (node_type, name) in FILE_COMBOS:
             return None if isinstance(value, str) and value else f"{name}: expected a file name, got {value!r}"
         return None if value in options_of(spec) else f"{name}: {value!r} is not one of the options"
@@ -327,7 +398,8 @@ def validate_ui(ui: dict, definitions: dict) -> list[str]:
             if problem and name not in connected:
                 problems.append(f"node {node['id']} ({node['type']}): {problem}")
         for entry in node.get("inputs", []):
-            if entry["name"] not in declared:
+            # An unconnected slot another version declares is harmless; a link to it is not.
+            if entry["name"] not in declared and entry.get("link") is not None:
                 problems.append(f"node {node['id']} ({node['type']}): no input named {entry['name']}")
     for link_id, src, slot, dst, dst_slot, link_type in ui["links"]:
         if src not in nodes or dst not in nodes:
@@ -351,42 +423,21 @@ def validate_ui(ui: dict, definitions: dict) -> list[str]:
     return problems
 
 
-# ---------------------------------------------------------------- thumbnails
+def rectangles(ui: dict) -> dict[int, tuple[float, float, float, float]]:
+    """Node id -> (x0, y0, x1, y1), the title bar (drawn above ``pos``) included."""
+    title = 30
+    return {n["id"]: (n["pos"][0], n["pos"][1] - title, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+            for n in ui["nodes"]}
 
-def draw_diagram(ui: dict, path: Path, width: int = 960, height: int = 540) -> None:
-    """A picture of the graph: node boxes where the canvas puts them, links between them."""
-    from PIL import Image, ImageDraw
 
-    nodes = {n["id"]: n for n in ui["nodes"]}
-    xs = [n["pos"][0] for n in ui["nodes"]] + [n["pos"][0] + n["size"][0] for n in ui["nodes"]]
-    ys = [n["pos"][1] for n in ui["nodes"]] + [n["pos"][1] + n["size"][1] for n in ui["nodes"]]
-    scale = min((width - 40) / (max(xs) - min(xs)), (height - 40) / (max(ys) - min(ys)))
-
-    def at(x, y):
-        return 20 + (x - min(xs)) * scale, 20 + (y - min(ys)) * scale
-
-    from PIL import ImageFont
-
-    from nodes import NODE_DISPLAY_NAME_MAPPINGS
-
-    titles = {k: v.replace("SyncDreamer ", "") for k, v in NODE_DISPLAY_NAME_MAPPINGS.items()}
-
-    image = Image.new("RGB", (width, height), (32, 34, 38))
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=13)
-    for _, src, _, dst, _, link_type in ui["links"]:
-        a, b = nodes[src], nodes[dst]
-        start = at(a["pos"][0] + a["size"][0], a["pos"][1] + 20)
-        end = at(b["pos"][0], b["pos"][1] + 20)
-        color = {"IMAGE": (100, 180, 255), "LATENT": (255, 150, 200), "MESH": (120, 220, 120),
-                 "FLOAT": (200, 200, 120)}.get(link_type, (170, 170, 170))
-        draw.line([start, end], fill=color, width=2)
-    for node in ui["nodes"]:
-        x0, y0 = at(*node["pos"])
-        x1, y1 = at(node["pos"][0] + node["size"][0], node["pos"][1] + node["size"][1])
-        ours = node["type"].startswith("SyncDreamer")
-        fill = (60, 70, 110) if ours else ((90, 70, 40) if node["type"] in FRONTEND_ONLY else (58, 60, 66))
-        draw.rounded_rectangle([x0, y0, x1, y1], radius=6, fill=fill, outline=(150, 150, 160))
-        label = (node.get("title") or titles.get(node["type"], node["type"])).replace(" (", "\n(")
-        draw.multiline_text((x0 + 6, y0 + 5), label, fill=(235, 235, 235), font=font)
-    image.save(path, quality=90)
+def overlaps(ui: dict, boxes: dict | None = None) -> list[tuple[int, int]]:
+    """Pairs of nodes whose rectangles intersect."""
+    boxes = boxes or rectangles(ui)
+    ids = sorted(boxes)
+    found = []
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes[a], boxes[b]
+            if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1:
+                found.append((a, b))
+    return found

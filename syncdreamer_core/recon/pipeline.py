@@ -12,8 +12,8 @@ import numpy as np
 import trimesh
 
 from ..cameras import CameraSet, target_cameras
-from .carving import POINT_CHUNK, visual_hull
 from .asset import MeshAsset, from_trimesh
+from .carving import POINT_CHUNK, visual_hull
 from .coloring import paint, vertex_colors
 from .fields import DEFAULT_BOUND, VolumeGrid, field_to_mesh, resample_grid
 from .mesh_tools import clean_mesh, close_holes, decimate, keep_largest_component
