@@ -28,7 +28,7 @@ import eval_mesh as E  # noqa: E402
 from syncdreamer_core.elevation import estimate_elevation, silhouette_at  # noqa: E402
 from syncdreamer_core.preprocess import prepare_input  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "syncdreamer-ref" / "eval_examples"
+DATA = ROOT / "reference" / "eval_examples"
 ELEVATIONS = (-10, 0, 10, 20, 30, 40)
 CROP_SIZE = 200
 

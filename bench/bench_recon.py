@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-DATA = ROOT.parent / "shared" / "data" / "syncdreamer-ref" / "eval_examples"
+DATA = ROOT / "reference" / "eval_examples"
 
 
 def load_input(name: str) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""Shared test helpers: where the reference data lives."""
+"""Shared test helpers: where the reference data lives.
+
+The repository carries what the fidelity tests need (``reference/``: the tiny parity
+fixture set made by the official code, the chicken example, the cameras, the Pillow 10
+preprocessing digests). A ``../shared`` folder beside the checkout may add more: further
+parity sets and the reference's test inputs."""
 
 from __future__ import annotations
 
@@ -8,16 +13,29 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "reference"
 SHARED = ROOT.parent / "shared"
-FIXTURES = SHARED / "fixtures"
-DATA = SHARED / "data" / "syncdreamer-ref"
+#: The chicken example, the 16 cameras.
+DATA = REFERENCE
+#: The reference's 49 RGBA test inputs (only beside the checkout).
+TESTSET = SHARED / "data" / "syncdreamer-ref" / "testset"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def require_shared(path: Path = SHARED) -> Path:
-    """Skip (with the reason) when the reference data beside the checkout is absent."""
+def fixture_sets() -> dict[str, Path]:
+    """Every parity fixture set: the repository's, then any more in ../shared."""
+    found = {}
+    for folder in (REFERENCE / "fixtures", SHARED / "fixtures"):
+        if folder.is_dir():
+            for path in sorted(folder.glob("parity-*")):
+                found.setdefault(path.name, path)
+    return found
+
+
+def require(path: Path, what: str) -> Path:
+    """Skip (with the reason) when optional data beside the checkout is absent."""
     if not path.exists():
-        pytest.skip(f"reference data not found at {path} (clone the project with ../shared beside it)")
+        pytest.skip(f"{what} not found at {path} (it comes with ../shared beside the checkout)")
     return path

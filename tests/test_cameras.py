@@ -6,13 +6,13 @@ import json
 import math
 
 import torch
-from helpers import DATA, require_shared
+from helpers import DATA
 
 from syncdreamer_core.cameras import look_at_pose, target_cameras, viewpoint_embedding, wrap_to_pi
 
 
 def test_cameras_match_the_reference_camera_file():
-    reference = json.loads((require_shared(DATA) / "camera-16.json").read_text())
+    reference = json.loads((DATA / "camera-16.json").read_text())
     cameras = target_cameras()
     assert torch.allclose(cameras.K[0], torch.tensor(reference["K"]))
     assert torch.allclose(cameras.poses, torch.tensor(reference["poses_world_to_camera_3x4"]), atol=1e-6)

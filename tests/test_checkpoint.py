@@ -46,12 +46,12 @@ def test_full_official_layout_maps_without_missing_or_unexpected_keys(with_text_
 
 
 def test_network_keys_match_the_fixture_written_by_the_official_code():
-    from helpers import FIXTURES, require_shared
+    from helpers import fixture_sets
     from safetensors.torch import load_file
 
-    root = require_shared(FIXTURES / "parity-a")
+    root = fixture_sets()["parity-t"]
     official_keys = set(load_file(str(root / "weights.safetensors")))
-    config = infer_config(load_file(str(root / "weights.safetensors")), num_heads=4)
+    config = infer_config(load_file(str(root / "weights.safetensors")), num_heads=2)
     ours = set(official_shapes(config))
     ours = {k for k in ours if not k.startswith(("first_stage_model.", "clip_image_encoder."))}
     assert ours == official_keys
@@ -207,3 +207,115 @@ def test_half_precision_keeps_constants_in_float32(tiny_checkpoint, dtype):
 def test_unknown_dtype_is_refused(tiny_checkpoint):
     with pytest.raises(ValueError, match="fp32, fp16, bf16"):
         load_checkpoint(tiny_checkpoint, dtype="fp8")
+
+
+# ---------------------------------------------------------------- files as users really get them
+
+def test_an_empty_file_says_the_download_did_not_complete(tmp_path):
+    path = tmp_path / "syncdreamer-pretrain.ckpt"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty .0 bytes.: the download or copy did not complete"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.5])
+def test_a_half_downloaded_ckpt_is_called_truncated(tmp_path, tiny_checkpoint, fraction):
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": tiny_checkpoint}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as info:
+        load_checkpoint(path)
+    assert "--trust-pickled-code" not in str(info.value)
+
+
+def test_a_web_page_saved_as_ckpt_is_recognised(tmp_path):
+    path = tmp_path / "syncdreamer-pretrain.ckpt"
+    path.write_text("<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head></html>")
+    with pytest.raises(CheckpointError, match="is a web page .HTML., not a checkpoint") as info:
+        load_checkpoint(path)
+    assert "--trust-pickled-code" not in str(info.value) and "confirm the download" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["renamed.ckpt", "UPPER.SAFETENSORS", "no_suffix"])
+def test_safetensors_are_recognised_by_content_not_name(tmp_path, tiny_checkpoint, name):
+    save_file(tiny_checkpoint, str(tmp_path / name))
+    loaded = load_checkpoint(tmp_path / name, with_vae=False, with_clip=False)
+    assert torch.equal(loaded.model.cc_projection.weight, tiny_checkpoint["cc_projection.weight"])
+
+
+def test_an_unreadable_file_names_the_permission_problem(tmp_path, tiny_checkpoint, monkeypatch):
+    """A file this user may not read (simulated: tests often run as root, who reads anything)."""
+    path = tmp_path / "model.safetensors"
+    save_file(tiny_checkpoint, str(path))
+    path.chmod(0o600)
+    real_open = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(CheckpointError, match=r"permission denied \(its mode is -rw-------\)\. .*chmod a\+r"):
+        load_checkpoint(path)
+
+
+def test_nan_weights_are_refused_at_load(tiny_checkpoint):
+    broken = dict(tiny_checkpoint)
+    broken["model.diffusion_model.out.2.weight"] = torch.full_like(broken["model.diffusion_model.out.2.weight"],
+                                                                   float("nan"))
+    with pytest.raises(CheckpointError, match="NaN or infinite values .*out.2.weight"):
+        load_checkpoint(broken, with_vae=False, with_clip=False)
+
+
+def test_wrongly_shaped_encoder_weights_are_clear_errors_at_load(tiny_checkpoint):
+    vae = dict(tiny_checkpoint)
+    vae["first_stage_model.decoder.conv_out.weight"] = torch.zeros(3, 7, 3, 3)
+    with pytest.raises(CheckpointError, match="not a Stable Diffusion 1.x VAE: .*other shapes"):
+        load_checkpoint(vae)
+    clip = dict(tiny_checkpoint)
+    clip["clip_image_encoder.model.visual.ln_post.weight"] = torch.ones(5)
+    with pytest.raises(CheckpointError, match="CLIP vision weights .* other shapes"):
+        load_checkpoint(clip)
+
+
+def test_a_unet_without_eight_input_channels_is_refused_at_load(tiny_checkpoint):
+    broken = dict(tiny_checkpoint)
+    weight = broken["model.diffusion_model.input_blocks.0.0.weight"]
+    broken["model.diffusion_model.input_blocks.0.0.weight"] = weight[:, :4].clone()
+    with pytest.raises(CheckpointError, match="must take 8 input channels"):
+        load_checkpoint(broken, with_vae=False, with_clip=False)
+
+
+def test_convert_writes_a_readable_file_and_never_overwrites_its_input(tmp_path, tiny_checkpoint):
+    import os
+    import stat
+
+    from syncdreamer_core.weights.checkpoint import default_conversion_path
+
+    source = tmp_path / "model.safetensors"
+    save_file(tiny_checkpoint, str(source))
+    before = source.read_bytes()
+    target = default_conversion_path(source, "fp16")
+    assert target == tmp_path / "model-fp16.safetensors"
+    convert_checkpoint(source, target, "fp16", num_heads=2)
+    assert source.read_bytes() == before
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    with pytest.raises(ValueError, match="is the input file"):
+        convert_checkpoint(source, source, "fp16")
+    with pytest.raises(ValueError, match="exists; choose another --output or pass --overwrite"):
+        convert_checkpoint(source, target, "fp16")
+    convert_checkpoint(source, target, "fp16", overwrite=True)
+
+
+def test_devices_that_do_not_exist_fail_before_loading():
+    from syncdreamer_core.weights.checkpoint import check_device
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no usable CUDA"):
+            check_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        check_device("gpu0")

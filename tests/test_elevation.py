@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import DATA, ROOT, require_shared
+from helpers import DATA, ROOT
 
 from syncdreamer_core.elevation import ElevationError, estimate_elevation
 
@@ -17,7 +17,6 @@ LIMITS = {"chicken-gt": 5.0, "chicken-pr": 8.0}
 
 @pytest.fixture(scope="module")
 def bench():
-    require_shared(DATA / "eval_examples")
     sys.path.insert(0, str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location("bench_elevation", ROOT / "bench" / "bench_elevation.py")
     module = importlib.util.module_from_spec(spec)

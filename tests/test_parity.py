@@ -10,10 +10,10 @@ import json
 
 import pytest
 import torch
-from helpers import FIXTURES, require_shared
+from helpers import REFERENCE, fixture_sets
 from safetensors.torch import load_file
 
-FIXTURE_SETS = sorted(p.name for p in FIXTURES.glob("parity-*")) if FIXTURES.exists() else ["parity-a"]
+FIXTURE_SETS = fixture_sets()
 REL_TOL = 1e-4
 
 
@@ -28,11 +28,12 @@ def assert_close(ours: torch.Tensor, expected: torch.Tensor, name: str) -> None:
 
 class FixtureSet:
     def __init__(self, name: str, weights_file: str = "weights.safetensors"):
+        self.name = name
         from syncdreamer_core.conditioning import Conditioning
         from syncdreamer_core.diffusion.denoiser import SyncDenoiser
         from syncdreamer_core.weights.checkpoint import load_checkpoint
 
-        root = require_shared(FIXTURES / name)
+        root = FIXTURE_SETS[name]
         self.config = json.loads((root / "config.json").read_text())
         self.inputs = load_file(str(root / "inputs.safetensors"))
         self.expected = load_file(str(root / "expected.safetensors"))
@@ -43,7 +44,11 @@ class FixtureSet:
         self.cond = Conditioning(self.inputs["clip_embed"], self.inputs["x_input"], self.inputs["elevation_rad"])
 
 
-@pytest.fixture(scope="module", params=FIXTURE_SETS)
+def test_the_repository_carries_a_fixture_set_made_by_the_official_code():
+    assert FIXTURE_SETS["parity-t"] == REFERENCE / "fixtures" / "parity-t"
+
+
+@pytest.fixture(scope="module", params=sorted(FIXTURE_SETS))
 def fixture_set(request):
     return FixtureSet(request.param)
 
@@ -134,15 +139,19 @@ def test_ddim_run_matches(fixture_set, eta):
     assert_close(result, fixture_set.expected[f"ddim_run_eta{int(eta)}"], f"DDIM run eta={eta}")
 
 
-def test_lightning_checkpoint_loads_the_same_weights():
+def test_lightning_checkpoints_load_the_same_weights(fixture_set, tmp_path):
+    """A Lightning checkpoint ({"state_dict": ...}, read weights-only) holding a set's weights
+    loads the same network as its safetensors file; the official code's own .ckpt too,
+    where the set has one."""
+    from safetensors.torch import load_file
+
     from syncdreamer_core.weights.checkpoint import load_checkpoint
 
-    safetensors = FixtureSet("parity-a")
-    ckpt = load_checkpoint(FIXTURES / "parity-a" / "weights.ckpt", num_heads=safetensors.config["num_heads"],
-                           with_vae=False, with_clip=False)
-    ours, theirs = safetensors.model.state_dict(), ckpt.model.state_dict()
-    assert ours.keys() == theirs.keys()
-    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
-    eps = FixtureSet("parity-a", "weights.ckpt").denoiser(
-        safetensors.inputs["x_t"], safetensors.inputs["timestep"], safetensors.cond, safetensors.config["cfg_scale"])
-    assert_close(eps, safetensors.expected["eps_cfg"], "eps from the Lightning checkpoint")
+    root = FIXTURE_SETS[fixture_set.name]
+    made = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": load_file(str(root / "weights.safetensors")), "global_step": 0, "epoch": 0}, made)
+    ours = fixture_set.model.state_dict()
+    for path in [made] + ([root / "weights.ckpt"] if (root / "weights.ckpt").exists() else []):
+        theirs = load_checkpoint(path, num_heads=fixture_set.config["num_heads"], with_vae=False,
+                                 with_clip=False).model.state_dict()
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import DATA, require_shared
+from helpers import REFERENCE, ROOT, TESTSET, require
 from PIL import Image
 
 from syncdreamer_core.preprocess import InputImageError, prepare_input, white_background_mask
@@ -88,14 +88,78 @@ def test_mask_of_another_size_is_an_error():
         prepare_input(rgba_square()[..., :3], mask=np.ones((50, 50)))
 
 
-@pytest.mark.parametrize("crop_size", [0, -2, 300, 2.5, "200"])
+@pytest.mark.parametrize("crop_size", [0, -2, 1, 2, 15, 300, 2.5, "200"])
 def test_invalid_crop_size_is_an_error(crop_size):
     with pytest.raises(InputImageError, match="crop_size"):
         prepare_input(rgba_square(), crop_size=crop_size)
 
 
 def test_reference_test_image_prepares_like_the_reference_settings():
-    image = Image.open(require_shared(DATA) / "testset" / "aircraft.png")
+    image = Image.open(require(TESTSET, "the reference's test inputs") / "aircraft.png")
     prepared = prepare_input(image, crop_size=200)
     x0, y0, x1, y1 = bbox(prepared.mask, level=0)
     assert max(x1 - x0, y1 - y0) + 1 in (199, 200)  # the reference truncates sizes
+
+
+# ---------------------------------------------------------------- bit-exact with the reference's Pillow
+
+def _digest(array: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(array, np.uint8).tobytes()).hexdigest()
+
+
+def _reference_digests() -> dict:
+    import json
+
+    data = json.loads((REFERENCE / "preprocess" / "pillow10.json").read_text())
+    assert data["pillow"] == "10.0.0"
+    return data["digests"]
+
+
+def test_preparation_reproduces_pillow_10_bit_for_bit_on_synthetic_and_bundled_inputs():
+    """Digests of the reference's preparation made with Pillow 10.0.0 (the version it pins;
+    scripts/make_preprocess_reference.py): tall and wide, hard and soft alpha, every crop size."""
+    from preprocess_cases import CROP_SIZES, synthetic_cases
+
+    digests = _reference_digests()
+    cases = dict(synthetic_cases())
+    cases["teapot"] = np.asarray(Image.open(ROOT / "syncdreamer_core" / "examples" / "teapot.png").convert("RGBA"))
+    wrong = [f"{name}@{crop}" for name, image in cases.items() for crop in CROP_SIZES
+             if _digest(prepare_input(image, crop_size=crop).rgba) != digests[f"{name}@{crop}"]]
+    assert not wrong, wrong
+    assert len(cases) * len(CROP_SIZES) == 125
+
+
+def test_preparation_reproduces_pillow_10_on_the_reference_test_inputs():
+    from preprocess_cases import CROP_SIZES
+
+    digests = _reference_digests()
+    paths = sorted(require(TESTSET, "the reference's test inputs").glob("*.png"))
+    wrong = [f"{p.stem}@{crop}" for p in paths for crop in CROP_SIZES
+             if _digest(prepare_input(Image.open(p).convert("RGBA"), crop_size=crop).rgba)
+             != digests[f"testset/{p.stem}@{crop}"]]
+    assert len(paths) == 49 and not wrong, wrong
+
+
+def test_resampling_matches_the_installed_pillow_where_its_pass_order_is_the_reference_s():
+    """Wide images are resized horizontally first by every Pillow: there the installed one
+    must agree with ours exactly (a second, independent check of the kernel)."""
+    from syncdreamer_core.resample import resize_rgba
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        image = rng.integers(0, 256, (int(rng.integers(4, 60)), int(rng.integers(120, 300)), 4), dtype=np.uint8)
+        image[..., 3] = 255
+        width, height = int(rng.integers(60, 200)), int(rng.integers(2, 40))
+        expected = np.asarray(Image.fromarray(image, "RGBA").resize((width, height), Image.BICUBIC))
+        assert np.array_equal(resize_rgba(image, width, height), expected)
+
+
+@pytest.mark.parametrize("image,message", [
+    (np.full((64, 64, 4), 255, np.float32), "0..1 .* divide by 255"),
+    (np.full((64, 64, 4), np.nan, np.float32), "NaN"),
+])
+def test_values_outside_0_to_1_or_not_finite_are_errors(image, message):
+    with pytest.raises(InputImageError, match=message):
+        prepare_input(image)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import trimesh
-from helpers import DATA, ROOT, require_shared
+from helpers import DATA, ROOT
 from PIL import Image
 
 from syncdreamer_core.cameras import target_cameras
@@ -120,7 +120,7 @@ def test_quality_path_runs_reports_progress_and_can_be_stopped(ball_views):
 
 
 def test_metric_scores_ground_truth_perfectly_and_a_sphere_badly():
-    root = require_shared(DATA / "eval_examples")
+    root = DATA / "eval_examples"
     E = load_eval_mesh()
     gt = E.normalize_gt(E.load_mesh(root / "chicken-mesh" / "meshes" / "model.obj"), E.GT_ROTATION_DEG["chicken"])
     cache = {}
@@ -133,7 +133,7 @@ def test_metric_scores_ground_truth_perfectly_and_a_sphere_badly():
 def test_common_grid_chamfer_follows_a_small_shift_of_the_surface():
     """Shifting the ground truth by 0.2 and 0.4 voxels: the common-grid score grows with
     the shift and stays near it (the per-cloud grid anchors make the official one jump)."""
-    root = require_shared(DATA / "eval_examples")
+    root = DATA / "eval_examples"
     E = load_eval_mesh()
     gt = E.normalize_gt(E.load_mesh(root / "chicken-mesh" / "meshes" / "model.obj"), E.GT_ROTATION_DEG["chicken"])
     cache = {}
@@ -144,7 +144,7 @@ def test_common_grid_chamfer_follows_a_small_shift_of_the_surface():
 
 def test_fast_path_on_real_syncdreamer_output_beats_naive_carving():
     """Anchor: naive unanimous carving gives Chamfer 0.0074 / IoU 0.83 on chicken-pr."""
-    root = require_shared(DATA / "eval_examples")
+    root = DATA / "eval_examples"
     E = load_eval_mesh()
     views = np.stack([np.asarray(Image.open(root / "chicken-pr" / f"{i:03d}.png")) for i in range(16)])
     mesh = reconstruct_fast(views)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import torch
-from helpers import FIXTURES, require_shared
+from helpers import fixture_sets
 from safetensors.torch import load_file
 
 from syncdreamer_core.conditioning import Conditioning
@@ -16,7 +16,7 @@ from syncdreamer_core.weights.storage import stored_weight_bytes
 
 
 def test_fp16_storage_equals_rounded_weights_in_fp32():
-    root = require_shared(FIXTURES / "parity-a")
+    root = fixture_sets()["parity-t"]
     heads = json.loads((root / "config.json").read_text())["num_heads"]
     state = load_file(str(root / "weights.safetensors"))
     rounded = {k: v if k in NETWORK_BUFFERS or not v.is_floating_point() else v.half().float()
