@@ -39,9 +39,9 @@ class MeshAsset:
     def __post_init__(self):
         self.vertices = np.ascontiguousarray(self.vertices, np.float32)
         self.faces = np.ascontiguousarray(self.faces, np.int64)
-        if self.normals is None and len(self.faces):
-            self.normals = smooth_normals(self.vertices, self.faces)
         self.check()
+        if self.normals is None:
+            self.normals = smooth_normals(self.vertices, self.faces)
 
     def check(self) -> None:
         V = len(self.vertices)
