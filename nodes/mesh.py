@@ -156,7 +156,7 @@ class SyncDreamerReconstruct(io.ComfyNode):
 class SyncDreamerSaveMesh(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        from syncdreamer_core.recon.export import MESH_FORMATS
+        from syncdreamer_core.recon.formats import MESH_FORMATS
 
         return schema(
             node_id="SyncDreamerSaveMesh",
@@ -185,7 +185,8 @@ class SyncDreamerSaveMesh(io.ComfyNode):
     def execute(cls, mesh, filename_prefix, format="glb", up_axis="y"):
         import folder_paths
 
-        from syncdreamer_core.recon.export import MESH_FORMATS, export_asset
+        from syncdreamer_core.recon.export import export_asset
+        from syncdreamer_core.recon.formats import MESH_FORMATS
 
         if format not in MESH_FORMATS:
             raise NodeInputError(f"format must be one of {', '.join(MESH_FORMATS)}, got {format!r}")

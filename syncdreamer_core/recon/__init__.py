@@ -12,10 +12,22 @@ no downloaded matting model.
 Meshes are in the reference's object frame: z up, object in [-0.5, 0.5]^3,
 view i seen from azimuth 22.5*i degrees at elevation 30, bounding box centred
 horizontally on the origin (``recentre=False`` keeps them where the views put them).
+
+The names below load their modules (trimesh, scikit-image, ...) on first use, so
+importing a light submodule such as ``recon.formats`` stays cheap.
 """
 
-from .pipeline import ReconstructionResult, make_asset, reconstruct_fast, reconstruct_quality
-from .views import ReconstructionInputError, prepare_views
+import importlib
 
-__all__ = ["ReconstructionInputError", "ReconstructionResult", "make_asset", "prepare_views", "reconstruct_fast",
-           "reconstruct_quality"]
+_EXPORTS = {
+    "ReconstructionResult": "pipeline", "make_asset": "pipeline", "reconstruct_fast": "pipeline",
+    "reconstruct_quality": "pipeline", "ReconstructionInputError": "views", "prepare_views": "views",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .asset import MeshAsset
-
-MESH_FORMATS = ("glb", "obj", "ply")
+from .formats import MESH_FORMATS
 
 
 class ExportError(ValueError):

@@ -1,0 +1,45 @@
+"""Pictures for the node help pages (web/docs/*.jpg), made from real results: the bundled
+SyncDreamer views of a chicken, the textured mesh this pack builds from them, and the
+bundled teapot prepared as the sampler sees it.
+
+    python scripts/build_docs_pictures.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+DOCS = ROOT / "web" / "docs"
+
+
+def main() -> None:
+    from thumbnails import chicken_results
+
+    from syncdreamer_core.files import EXAMPLES
+    from syncdreamer_core.preprocess import prepare_input
+
+    DOCS.mkdir(parents=True, exist_ok=True)
+    grid, spin = chicken_results(frames=6)
+    Image.fromarray(grid).resize((512, 512), Image.LANCZOS).save(DOCS / "views-grid.jpg", quality=85)
+    Image.fromarray(np.concatenate(list(spin), 1)).save(DOCS / "turntable.jpg", quality=85)
+    teapot = Image.open(EXAMPLES / "teapot.png")
+    prepared = prepare_input(teapot, crop_size=180)
+    before = Image.new("RGB", teapot.size, (120, 120, 120))
+    before.paste(teapot, mask=teapot.getchannel("A"))
+    pair = Image.new("RGB", (512, 256), (255, 255, 255))
+    pair.paste(before.resize((256, 256)), (0, 0))
+    pair.paste(Image.fromarray((prepared.image * 255).round().astype(np.uint8)), (256, 0))
+    pair.save(DOCS / "prepare.jpg", quality=85)
+    print("wrote", ", ".join(p.name for p in sorted(DOCS.glob("*.jpg"))))
+
+
+if __name__ == "__main__":
+    main()
