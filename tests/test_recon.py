@@ -13,7 +13,8 @@ from PIL import Image
 
 from syncdreamer_core.cameras import target_cameras
 from syncdreamer_core.recon import ReconstructionInputError, prepare_views, reconstruct_fast, reconstruct_quality
-from syncdreamer_core.recon.raycast import cast, shade_vertex_colors
+from syncdreamer_core.recon.asset import from_trimesh
+from syncdreamer_core.recon.raycast import cast, shade_asset
 
 
 def load_eval_mesh():
@@ -27,7 +28,8 @@ def load_eval_mesh():
 def render_views(mesh: trimesh.Trimesh, size: int = 128) -> np.ndarray:
     """Mesh with vertex colours rendered on white at the 16 cameras, uint8."""
     cameras = target_cameras().scaled(size)
-    return np.stack([(shade_vertex_colors(mesh, cast(mesh, cameras, i)) * 255).astype(np.uint8) for i in range(16)])
+    asset = from_trimesh(mesh)
+    return np.stack([(shade_asset(asset, cast(mesh, cameras, i)) * 255).astype(np.uint8) for i in range(16)])
 
 
 @pytest.fixture(scope="module")

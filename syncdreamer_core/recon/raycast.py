@@ -50,21 +50,6 @@ def cast(mesh: trimesh.Trimesh, cameras: CameraSet, view: int) -> RayHits:
     return RayHits(depth.reshape(size, size), face.reshape(size, size), points.reshape(size, size, 3), origins[0])
 
 
-def shade_vertex_colors(mesh: trimesh.Trimesh, hits: RayHits, background: float = 1.0) -> np.ndarray:
-    """Image [H, W, 3] in [0, 1] of the mesh's vertex colours, interpolated barycentrically."""
-    height, width = hits.face.shape
-    image = np.full((height, width, 3), background, dtype=np.float64)
-    covered = hits.mask
-    if not covered.any():
-        return image
-    faces = hits.face[covered]
-    triangles = mesh.vertices[mesh.faces[faces]]
-    weights = trimesh.triangles.points_to_barycentric(triangles, hits.points[covered])
-    colors = np.asarray(mesh.visual.vertex_colors, dtype=np.float64)[:, :3] / 255.0
-    image[covered] = np.einsum("nk,nkc->nc", np.clip(weights, 0, 1), colors[mesh.faces[faces]])
-    return image
-
-
 def barycentric(vertices: np.ndarray, faces: np.ndarray, hits: RayHits) -> np.ndarray:
     """Barycentric coordinates [P, 3] of the covered pixels' hit points in their triangles."""
     covered = hits.mask

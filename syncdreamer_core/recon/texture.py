@@ -143,9 +143,9 @@ def _view_weights(points: np.ndarray, normals: np.ndarray, views: ViewSet, camer
 
 
 def bake_texture(mesh: trimesh.Trimesh, views: ViewSet, cameras: CameraSet, size: int = 1024,
-                 callback: Callable[[int, int], None] | None = None) -> MeshAsset:
-    """Unwrap ``mesh`` (in the views' frame) and bake a ``size``^2 texture from ``views``.
-    ``callback(done, total)`` is called per unwrapped mesh and per view (raise to stop)."""
+                 callback: Callable[[int, int], None] | None = None, atlas: Atlas | None = None) -> MeshAsset:
+    """Unwrap ``mesh`` (in the views' frame; or take its ``atlas``) and bake a ``size``^2
+    texture from ``views``. ``callback(done, total)`` is called per step (raise to stop)."""
     size = check_texture_size(size)
     if len(mesh.faces) == 0:
         raise TextureError("the mesh has no faces to texture")
@@ -156,7 +156,7 @@ def bake_texture(mesh: trimesh.Trimesh, views: ViewSet, cameras: CameraSet, size
         if callback is not None:
             callback(done[0], total)
 
-    atlas = unwrap(mesh, size)
+    atlas = atlas or unwrap(mesh, size)
     tick()
     weld_normals = smooth_normals(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces))
     normals = weld_normals[atlas.source]

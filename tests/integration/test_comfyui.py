@@ -91,7 +91,7 @@ def test_shipped_workflows_are_valid_for_the_live_server(comfy):
     import workflow_tools as W
 
     info = comfy.get("/object_info")
-    for name, (title, _, hosts) in B.WORKFLOWS.items():
+    for title, _, hosts in B.WORKFLOWS.values():
         if comfy.version not in hosts:
             continue
         ui = json.loads((ROOT / "example_workflows" / f"{title}.json").read_text())
@@ -147,7 +147,8 @@ def with_chicken_views(workflow: dict) -> dict:
     by_type = {node["class_type"]: key for key, node in workflow.items()}
     workflow["900"] = {"class_type": "LoadImage", "inputs": {"image": "syncdreamer_chicken_views.png"}}
     workflow["901"] = {"class_type": "SyncDreamerSplitViews", "inputs": {"image": ["900", 0], "layout": "auto"}}
-    workflow[by_type["SyncDreamerReconstruct"]]["inputs"]["views"] = ["901", 0]
+    reads_views = "SyncDreamerRankCandidates" if "SyncDreamerRankCandidates" in by_type else "SyncDreamerReconstruct"
+    workflow[by_type[reads_views]]["inputs"]["views"] = ["901", 0]
     recon = workflow[by_type["SyncDreamerReconstruct"]]["inputs"]
     recon.update(resolution=64, max_faces=8000, texture="512")
     workflow[by_type["SyncDreamerTurntable"]]["inputs"].update(frames=4, resolution=64)
