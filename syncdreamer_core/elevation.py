@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .background import border_values
@@ -150,8 +149,3 @@ def estimate_elevation(input_mask: np.ndarray, views: np.ndarray, view_masks: np
     confidence = float(np.clip(best_iou, 0, 1) * np.clip(margin / CONFIDENT_MARGIN, 0, 1))
     curve = sorted((e, s) for e, (s, _) in scores.items())
     return ElevationEstimate(float(best), confidence, float(best_iou), curve, silhouette)
-
-
-def estimate_from_tensors(input_mask: torch.Tensor, views: torch.Tensor, **kwargs) -> ElevationEstimate:
-    """Convenience wrapper for torch tensors (mask [H, W], views [16, h, w, C] in 0..1)."""
-    return estimate_elevation(input_mask.detach().cpu().numpy(), views.detach().cpu().numpy(), **kwargs)

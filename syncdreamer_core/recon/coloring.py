@@ -15,13 +15,11 @@ import torch
 import trimesh
 
 from ..cameras import CameraSet
-from .raycast import cast
+from .raycast import SurfaceDepth
 from .views import sample_view_maps
 
 #: Sharpness of the head-on preference (cosine to this power).
 VIEW_WEIGHT_POWER = 4.0
-#: Relative depth slack of the visibility test.
-DEPTH_TOLERANCE = 0.01
 
 
 def visibility(mesh: trimesh.Trimesh, cameras: CameraSet, image_size: int,
@@ -34,13 +32,7 @@ def visibility(mesh: trimesh.Trimesh, cameras: CameraSet, image_size: int,
     for n in range(len(cameras)):
         if per_view is not None:
             per_view()
-        hits = cast(mesh, cameras, n)
-        depth_map = torch.from_numpy(np.where(np.isfinite(hits.depth), hits.depth, 1e3)).float()[None, None]
-        # The nearest surface around the projection, so vertices on silhouette edges count as seen.
-        nearest = -torch.nn.functional.max_pool2d(-depth_map, 3, stride=1, padding=1)
-        surface = sample_view_maps(nearest, pixels[n:n + 1], padding="border")[0, :, 0]
-        inside = (pixels[n] >= 0).all(1) & (pixels[n] < image_size).all(1)
-        visible.append((inside & (depth[n] <= surface * (1 + DEPTH_TOLERANCE))).numpy())
+        visible.append(SurfaceDepth(mesh, cameras, n).visible(pixels[n], depth[n]).numpy())
     return np.stack(visible)
 
 

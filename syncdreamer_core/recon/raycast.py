@@ -69,7 +69,6 @@ def shade_asset(asset, hits: RayHits, background: float = 1.0, light: float = 0.
     weights = barycentric(asset.vertices, asset.faces, hits)
     if asset.textured:
         uv = np.einsum("nk,nkc->nc", weights, asset.uvs[faces])
-        size_y, size_x = asset.texture.shape[:2]
         texture = torch.from_numpy(asset.texture).permute(2, 0, 1).float()[None] / 255.0
         grid = torch.from_numpy((uv * 2 - 1).astype(np.float32)).view(1, 1, -1, 2)
         colors = torch.nn.functional.grid_sample(texture, grid, mode="bilinear", padding_mode="border",
@@ -87,3 +86,27 @@ def shade_asset(asset, hits: RayHits, background: float = 1.0, light: float = 0.
         colors = colors * (1 - light + light * lambert)
     image[covered] = np.clip(colors, 0, 1)
     return image
+
+
+#: Relative depth slack of the visibility test.
+DEPTH_TOLERANCE = 0.01
+
+
+class SurfaceDepth:
+    """What camera ``view`` sees of ``mesh``: tells which points are visible from it."""
+
+    def __init__(self, mesh: trimesh.Trimesh, cameras: CameraSet, view: int):
+        hits = cast(mesh, cameras, view)
+        depth = torch.from_numpy(np.where(np.isfinite(hits.depth), hits.depth, 1e3)).float()[None, None]
+        # The nearest surface around each pixel, so points on silhouette edges count as seen.
+        self.nearest = -torch.nn.functional.max_pool2d(-depth, 3, stride=1, padding=1)
+        self.size = cameras.image_size
+
+    def visible(self, pixels: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """pixels [P, 2] and camera depth [P] of points (``CameraSet.project``) -> [P] bool:
+        on the image and not behind the surface."""
+        from .views import sample_view_maps
+
+        surface = sample_view_maps(self.nearest, pixels[None], padding="border")[0, :, 0]
+        on_image = (pixels >= 0).all(1) & (pixels < self.size).all(1)
+        return on_image & (depth <= surface * (1 + DEPTH_TOLERANCE))

@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 from ..cameras import CameraSet
 from ..colorspace import linear_to_srgb, srgb_to_linear
 from .asset import MeshAsset, smooth_normals
-from .raycast import cast
+from .raycast import SurfaceDepth
 from .views import ViewSet, sample_view_maps
 
 #: Texture sizes offered (powers of two: mipmapping and every GPU like them).
@@ -34,8 +34,6 @@ TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 VIEW_WEIGHT_POWER = 4.0
 #: Views are trusted fully this many pixels inside their silhouette, less towards the edge.
 EDGE_FEATHER_PX = 2.0
-#: Relative depth slack of the visibility test.
-DEPTH_TOLERANCE = 0.01
 #: Gutter between charts in the atlas, in texels.
 ATLAS_PADDING = 2
 #: Texels processed at once when sampling the views.
@@ -125,15 +123,11 @@ def _view_weights(points: np.ndarray, normals: np.ndarray, views: ViewSet, camer
     for n in range(len(cameras)):
         if per_view is not None:
             per_view()
-        hits = cast(mesh, cameras, n)
-        depth_map = torch.from_numpy(np.where(np.isfinite(hits.depth), hits.depth, 1e3)).float()[None, None]
-        nearest = -torch.nn.functional.max_pool2d(-depth_map, 3, stride=1, padding=1)
+        surface = SurfaceDepth(mesh, cameras, n)
         for chunk in range(0, len(points), TEXEL_CHUNK):
             rows = slice(chunk, chunk + TEXEL_CHUNK)
             px = pixels[n:n + 1, rows]
-            surface = sample_view_maps(nearest, px, padding="border")[0, :, 0]
-            on_image = (px[0] >= 0).all(1) & (px[0] < size).all(1)
-            visible = on_image & (depth[n, rows] <= surface * (1 + DEPTH_TOLERANCE))
+            visible = surface.visible(px[0], depth[n, rows])
             edge = (sample_view_maps(inside_px[n:n + 1], px, padding="zeros")[0, :, 0] / EDGE_FEATHER_PX).clamp(0, 1)
             facing = torch.nn.functional.normalize(centres[n] - pts[rows], dim=-1)
             cosine = (facing * nrm[rows]).sum(-1).clamp(min=0)
