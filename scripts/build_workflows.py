@@ -35,8 +35,9 @@ OUT = ROOT / "example_workflows"
 CKPT = "syncdreamer-pretrain.ckpt"
 CKPT_URL = "https://drive.google.com/file/d/1ypyD5WXxAnsWjnHgAfOAGolV0Zd9kpam"
 SD15 = "v1-5-pruned-emaonly-fp16.safetensors"
-SD15_URL = "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive"
+SD15_URL = f"https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/{SD15}"
 BIREFNET = "birefnet.safetensors"
+BIREFNET_URL = f"https://huggingface.co/Comfy-Org/BiRefNet/resolve/main/background_removal/{BIREFNET}"
 TEAPOT = "syncdreamer_teapot.png"
 SKETCH = "syncdreamer_sketch_mug.png"
 
@@ -76,7 +77,8 @@ class Chain:
         self.prepare = Node(next(i), "SyncDreamerPrepareImage", {"crop_size": crop_size,
                                                                  "mask_is_background": mask_is_background})
         self.elevation = Node(next(i), "SyncDreamerElevation", {"degrees": elevation})
-        self.loader = Node(next(i), "SyncDreamerCheckpointLoader", {"ckpt_name": CKPT, "dtype": "auto"})
+        self.loader = Node(next(i), "SyncDreamerCheckpointLoader", {"ckpt_name": CKPT, "dtype": "auto"},
+                           models=[{"name": CKPT, "url": CKPT_URL, "directory": "syncdreamer"}])
         self.sampler = Node(next(i), "SyncDreamerSampler", sampler_widgets(batch_size), title=sampler_title)
         self.decode = Node(next(i), "VAEDecode")
         self.grid = Node(next(i), "SyncDreamerComposeViews", {"layout": "grid"}, title="Views as 4x4 grid")
@@ -147,7 +149,7 @@ def image_to_3d() -> Graph:
         "- **elevation**: the angle you looked down at the object from (a rough value in [-10, 40] is enough; "
         "this teapot was photographed level, 0).\n- **crop_size**: the object's size in the 256x256 input (200 for "
         "most objects, 180 or 150 for wide ones).\n\n" + MODELS_NOTE + MESH_NOTE))
-    groups = [Group("1. Input", [[intro, load]], color="#444"), chain.prepare_group(), chain.generate_group(),
+    groups = [Group("1. Input", [[load], [intro]], color="#444"), chain.prepare_group(), chain.generate_group(),
               chain.mesh_group()]
     links = chain.sampling_links((1, 0), (1, 1)) + chain.mesh_links((chain.decode.id, 0))
     return Graph(groups, links)
@@ -155,16 +157,17 @@ def image_to_3d() -> Graph:
 
 def image_to_3d_background_removal() -> Graph:
     load = Node(1, "LoadImage", {"image": TEAPOT}, title="Load a photo (any background)")
-    remover = Node(2, "LoadBackgroundRemovalModel", {"bg_removal_name": BIREFNET})
+    remover = Node(2, "LoadBackgroundRemovalModel", {"bg_removal_name": BIREFNET},
+                   models=[{"name": BIREFNET, "url": BIREFNET_URL, "directory": "background_removal"}])
     remove = Node(3, "RemoveBackground")
     chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=False)
     intro = note(90, "Photo to 3D with background removal", (
         "For photos whose background is not transparent or white: ComfyUI's **Remove Background** (BiRefNet) "
         "finds the object and its mask (1 = object, hence `mask_is_background` off) goes to Prepare Image. "
         "Needs ComfyUI 0.27 or later.\n\n"
-        f"**{BIREFNET}** (BiRefNet, ~0.9 GB; any BiRefNet .safetensors works) in "
-        "**`ComfyUI/models/background_removal/`**.\n\n" + MODELS_NOTE + MESH_NOTE), height=620)
-    groups = [Group("1. Input and background removal", [[intro, load], [remover, remove]], color="#444"),
+        f"**{BIREFNET}** (BiRefNet): [{BIREFNET_URL}]({BIREFNET_URL}), in "
+        "**`ComfyUI/models/background_removal/`**.\n\n" + MODELS_NOTE + MESH_NOTE), height=640)
+    groups = [Group("1. Input and background removal", [[load], [intro], [remover, remove]], color="#444"),
               chain.prepare_group(), chain.generate_group(), chain.mesh_group()]
     links = [(2, 0, 3, "bg_removal_model"), (1, 0, 3, "image")]
     links += chain.sampling_links((1, 0), (3, 0)) + chain.mesh_links((chain.decode.id, 0))
@@ -174,7 +177,8 @@ def image_to_3d_background_removal() -> Graph:
 def sd_front(first_id: int, prompt: str, negative: str, img2img: bool):
     i = iter(range(first_id, first_id + 20))
     nodes = {
-        "ckpt": Node(next(i), "CheckpointLoaderSimple", {"ckpt_name": SD15}),
+        "ckpt": Node(next(i), "CheckpointLoaderSimple", {"ckpt_name": SD15},
+                     models=[{"name": SD15, "url": SD15_URL, "directory": "checkpoints"}]),
         "prompt": Node(next(i), "CLIPTextEncode", {"text": prompt}, title="Prompt", size=(380, 200)),
         "negative": Node(next(i), "CLIPTextEncode", {"text": negative}, title="Negative prompt", size=(380, 200)),
     }
@@ -228,7 +232,7 @@ def sketch_to_3d() -> Graph:
         "keeps the shape; lower keeps more of the drawing), then lifted to 3D. For more control over the shape add a "
         "**ControlNet scribble** (Apply ControlNet with control_v11p_sd15_scribble) between the prompts and the "
         "KSampler, and start from an empty latent.\n\n" + MODELS_NOTE + SD_NOTE + MESH_NOTE), height=700)
-    groups = [Group("1. Stable Diffusion cleans the sketch", [[intro, load], [n["ckpt"], n["latent"]],
+    groups = [Group("1. Stable Diffusion cleans the sketch", [[load], [intro], [n["ckpt"], n["latent"]],
                                                                [n["prompt"], n["negative"]],
                                                                [n["ksampler"], n["decode"], n["mask"]], [n["show"]]],
                     color="#444"),
@@ -248,7 +252,7 @@ def candidates() -> Graph:
         "independent sets of 16 views), **Rank Candidates** scores how consistent each set is as one 3D object and "
         "the best one is meshed. Candidate k is exactly the single run with seed + k, so any of them can be "
         "re-generated alone.\n\n" + MODELS_NOTE + MESH_NOTE), height=600)
-    groups = [Group("1. Input", [[intro, load]], color="#444"), chain.prepare_group(), chain.generate_group(),
+    groups = [Group("1. Input", [[load], [intro]], color="#444"), chain.prepare_group(), chain.generate_group(),
               Group("2b. Pick the most consistent candidate", [[rank, ranked], [show_ranked]], color="#b06634"),
               chain.mesh_group()]
     links = chain.sampling_links((1, 0), (1, 1)) + [
@@ -270,7 +274,7 @@ def elevation_refinement() -> Graph:
         "silhouettes of the 16 generated views with the input, and generate again with the estimate. The preview "
         "outlines the best-matching silhouette; `min_confidence` keeps the guess when the estimate is unclear.\n\n"
         + MODELS_NOTE + MESH_NOTE), height=620)
-    groups = [Group("1. Input", [[intro, load]], color="#444"), first.prepare_group(),
+    groups = [Group("1. Input", [[load], [intro]], color="#444"), first.prepare_group(),
               first.generate_group("2. First guess"),
               Group("3. Estimate the elevation", [[estimate, overlay]], color="#b06634"),
               Group("4. Generate again", [[second.sampler], [second.decode, second.grid], [second.preview]], color="#8A8"),
@@ -290,11 +294,11 @@ def elevation_refinement() -> Graph:
 #: API name -> (title = the template's file name, builder, hosts it runs on).
 WORKFLOWS = {
     "image_to_3d": ("SyncDreamer - Image to 3D", image_to_3d, HOSTS),
-    "text_to_3d": ("SyncDreamer - Text to 3D with Stable Diffusion", text_to_3d, HOSTS),
-    "sketch_to_3d": ("SyncDreamer - Sketch to 3D with Stable Diffusion", sketch_to_3d, HOSTS),
+    "text_to_3d": ("SyncDreamer - Text to 3D", text_to_3d, HOSTS),
+    "sketch_to_3d": ("SyncDreamer - Sketch to 3D", sketch_to_3d, HOSTS),
     "candidates": ("SyncDreamer - Best of 4 candidates", candidates, HOSTS),
     "elevation_refinement": ("SyncDreamer - Elevation refinement", elevation_refinement, HOSTS),
-    "image_to_3d_background_removal": ("SyncDreamer - Photo to 3D with background removal",
+    "image_to_3d_background_removal": ("SyncDreamer - Photo to 3D",
                                        image_to_3d_background_removal, ("0.27.0",)),
 }
 

@@ -172,6 +172,8 @@ class Node:
     size: tuple[float, float] | None = None
     text: str | None = None  # for notes
     pos: tuple[float, float] = (0.0, 0.0)
+    #: Model files the node names ({name, url, directory}): the frontend offers them for download.
+    models: list[dict] | None = None
 
 
 @dataclass
@@ -189,7 +191,7 @@ class Graph:
     #: (from node id, output index, to node id, input name)
     links: list[tuple[int, int, int, str]]
     #: Canvas zoom of the saved view.
-    scale: float = 0.85
+    scale: float = 1.0
 
     @property
     def nodes(self) -> list[Node]:
@@ -287,14 +289,16 @@ def build_ui(graph: Graph, definitions: dict) -> dict:
         ui_nodes.append({
             "id": node.id, "type": node.type, "pos": list(node.pos), "size": list(node.size),
             "flags": {}, "order": order[node.id], "mode": 0, "inputs": inputs, "outputs": outputs,
-            "properties": {"Node name for S&R": node.type}, "widgets_values": values,
+            "properties": {"Node name for S&R": node.type, **({"models": node.models} if node.models else {})},
+            "widgets_values": values,
             **({"title": node.title} if node.title else {}),
         })
     for row in link_rows:
         dst_node = next(n for n in ui_nodes if n["id"] == row[3])
         row[4] = next(i for i, entry in enumerate(dst_node["inputs"]) if entry["name"] == row[4])
     first = ui_groups[0]["bounding"]
-    view = {"scale": graph.scale, "offset": [-first[0] + 30, -first[1] + 30]}
+    # Clear of the frontend's side bar on the left and menu on top.
+    view = {"scale": graph.scale, "offset": [-first[0] + 100, -first[1] + 100]}
     return {"last_node_id": max(n["id"] for n in ui_nodes), "last_link_id": len(link_rows), "nodes": ui_nodes,
             "links": link_rows, "groups": ui_groups, "config": {}, "extra": {"ds": view}, "version": 0.4}
 
