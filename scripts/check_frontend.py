@@ -63,9 +63,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("output/frontend"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     import build_workflows as B
+    from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
     failed = False

@@ -40,14 +40,15 @@ def stock_definitions(host: str = HOSTS[-1]) -> dict:
 
 
 def _ensure_host(stock: dict) -> None:
-    """Outside ComfyUI, give our nodes the host pieces their schemas read: the node-schema
-    stand-ins of the tests and the recorded sampler/scheduler lists."""
+    """Outside ComfyUI, give our nodes the host pieces their schemas read: the test
+    stand-ins (node schema, folders in a scratch directory) and the recorded
+    sampler/scheduler lists."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import comfy_stubs
+
     try:
         import comfy_api.latest  # noqa: F401 - a real host (or the stand-ins) is importable
     except ImportError:
-        sys.path.insert(0, str(ROOT / "tests"))
-        import comfy_stubs
-
         comfy_stubs.install_api()
     if "comfy.samplers" not in sys.modules or not hasattr(sys.modules["comfy.samplers"], "SAMPLER_NAMES"):
         ksampler = stock["KSampler"]["input"]["required"]
@@ -57,10 +58,10 @@ def _ensure_host(stock: dict) -> None:
         comfy = sys.modules.setdefault("comfy", types.ModuleType("comfy"))
         comfy.samplers = samplers
         sys.modules["comfy.samplers"] = samplers
-    folder_paths = sys.modules.get("folder_paths") or types.ModuleType("folder_paths")
-    if not hasattr(folder_paths, "get_filename_list"):
-        folder_paths.get_filename_list = lambda name: []
-    sys.modules["folder_paths"] = folder_paths
+    if "folder_paths" not in sys.modules:
+        import tempfile
+
+        sys.modules["folder_paths"] = comfy_stubs.make_folder_paths(Path(tempfile.mkdtemp(prefix="syncdreamer-")))
 
 
 def pack_definitions(stock: dict | None = None) -> dict:
