@@ -55,14 +55,15 @@ def run_demo(output: Path, steps: int | None = None, seed: int = defaults.SEED, 
 
     if reconstruct:
         from .files import load_views
-        from .recon import reconstruct_fast
+        from .recon import make_asset, reconstruct_fast
+        from .recon.export import export_asset
 
         views = load_views(EXAMPLES / "chicken-views.png")
         started = time.perf_counter()
-        mesh = reconstruct_fast(views)
+        asset = make_asset(reconstruct_fast(views, return_details=True), texture_size=1024, max_faces=30000)
         path = output / "chicken.glb"
-        mesh.export(path)
-        print(f"{path}: mesh of the bundled real SyncDreamer output, {len(mesh.vertices)} vertices, "
-              f"{time.perf_counter() - started:.1f} s")
+        export_asset(asset, path)
+        print(f"{path}: textured mesh of the bundled real SyncDreamer output, {len(asset.faces)} faces, "
+              f"1024x1024 texture, {time.perf_counter() - started:.1f} s")
     sys.stdout.flush()
     return 0

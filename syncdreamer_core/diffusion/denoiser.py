@@ -16,6 +16,7 @@ import torch
 
 from ..conditioning import Conditioning
 from ..constants import VAE_SCALE_FACTOR
+from ..defaults import BATCH_VIEW_NUM
 from ..network.model import SyncDreamer
 
 
@@ -25,7 +26,7 @@ class SyncDenoiser:
     ``between_chunks`` is called before every chunk of views (a Cancel check: one
     step of the full network takes a minute on a CPU)."""
 
-    def __init__(self, model: SyncDreamer, batch_view_num: int = 8,
+    def __init__(self, model: SyncDreamer, batch_view_num: int = BATCH_VIEW_NUM,
                  between_chunks: Callable[[], None] | None = None):
         self.model = model
         self.batch_view_num = check_batch_view_num(batch_view_num, model.config.view_count)
