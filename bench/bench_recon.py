@@ -3,8 +3,9 @@
     python bench/bench_recon.py                 # fast and quality paths, chicken-pr and chicken-gt
     python bench/bench_recon.py --paths fast --inputs chicken-pr
     python bench/bench_recon.py --colour        # also the texture against vertex colours
+    python bench/bench_recon.py --colour --faces 5000 --paths fast --inputs chicken-gt
 
-With ``--colour`` each line adds, for the mesh decimated to 30000 faces and coloured
+With ``--colour`` each line adds, for the mesh decimated to ``--faces`` (30000) faces and coloured
 by a baked 1024x1024 texture and by vertex colours: the masked PSNR of the mesh rendered
 at the 16 cameras against the views it was coloured from, a held-out PSNR and SSIM
 (colour from 15 views, rendered at the 16th, each camera in turn, mean) and the bake time.
@@ -133,7 +134,7 @@ def colour_scores(result, faces: int = 30000, size: int = 1024) -> dict:
     return scores
 
 
-def run_one(name: str, path: str, steps: int, colour: bool = False) -> dict:
+def run_one(name: str, path: str, steps: int, colour: bool = False, faces: int = 30000) -> dict:
     import eval_mesh as E
 
     from syncdreamer_core.recon import reconstruct_fast, reconstruct_quality
@@ -154,7 +155,7 @@ def run_one(name: str, path: str, steps: int, colour: bool = False) -> dict:
             "chamfer_common_grid": round(scores["chamfer_common_grid"], 5), "iou": round(scores["iou"], 4),
             **view_agreement(result.mesh, result.views, result.recentring, prepare_views(load_input("chicken-gt")).masks),
             "vertices": len(result.mesh.vertices), "trusted_views": len(result.trusted_views),
-            **(colour_scores(result) if colour else {}),
+            **({"faces": faces, **colour_scores(result, faces)} if colour else {}),
             "peak_rss_MB_all": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
@@ -164,16 +165,18 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", default=["fast", "quality"], choices=("fast", "quality"))
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--colour", action="store_true", help="also bake the texture and score it against vertex colours")
+    parser.add_argument("--faces", type=int, default=30000, help="face count of the mesh that --colour scores")
     parser.add_argument("--worker", nargs=2, metavar=("INPUT", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"reference data not found at {DATA}")
     if args.worker:
-        print(json.dumps(run_one(args.worker[0], args.worker[1], args.steps, args.colour)))
+        print(json.dumps(run_one(args.worker[0], args.worker[1], args.steps, args.colour, args.faces)))
         return
     for name in args.inputs:
         for path in args.paths:
-            done = subprocess.run([sys.executable, __file__, "--worker", name, path, "--steps", str(args.steps)]
+            done = subprocess.run([sys.executable, __file__, "--worker", name, path, "--steps", str(args.steps),
+                                   "--faces", str(args.faces)]
                                   + (["--colour"] if args.colour else []), capture_output=True, text=True)
             line = done.stdout.strip().splitlines()[-1] if done.returncode == 0 else json.dumps(
                 {"input": name, "path": path, "error": done.stderr.strip()[-1500:]})
