@@ -122,11 +122,12 @@ def test_dpm_solver_runs(denoiser, random_cond):
 
 def test_dpm_solver_at_many_steps_approaches_deterministic_ddim(denoiser, random_cond):
     """Both integrate the same ODE: with eta 0 and enough steps they meet."""
-    ddim = sample(denoiser, random_cond, 40, 2.0, eta=0.0, seed=3)
-    dpm = sample(denoiser, random_cond, 40, 2.0, sampler="dpmpp_2m", seed=3)
+    ddim = sample(denoiser, random_cond, 20, 2.0, eta=0.0, seed=3)
+    dpm = sample(denoiser, random_cond, 20, 2.0, sampler="dpmpp_2m", seed=3)
     few = sample(denoiser, random_cond, 4, 2.0, sampler="dpmpp_2m", seed=3)
     far = float((few - ddim).norm() / ddim.norm())
     near = float((dpm - ddim).norm() / ddim.norm())
+    print(f"dpmpp_2m vs ddim(eta 0): 20 steps {near:.4f}, 4 steps {far:.4f}")
     assert near < far and near < 0.05, (near, far)
 
 
