@@ -117,6 +117,7 @@ class SyncDreamerReconstruct(io.ComfyNode):
         import comfy.model_management as mm
 
         from syncdreamer_core.recon import make_asset, reconstruct_fast, reconstruct_quality
+        from syncdreamer_core.recon.mesh_tools import check_face_budget
 
         image_batch(views, "views")
         if views.shape[0] != VIEW_COUNT:
@@ -126,9 +127,7 @@ class SyncDreamerReconstruct(io.ComfyNode):
         if texture not in TEXTURE_CHOICES:
             raise NodeInputError(f"texture must be one of {', '.join(TEXTURE_CHOICES)}, got {texture!r}")
         resolution = whole_number(resolution, "resolution", 32, 320)
-        max_faces = whole_number(max_faces, "max_faces", 0, 2_000_000)
-        if 0 < max_faces < 100:
-            raise NodeInputError(f"max_faces must be 0 (keep all) or at least 100, got {max_faces}")
+        max_faces = core_errors(check_face_budget, whole_number(max_faces, "max_faces", 0, 2_000_000))
         vote_tolerance = whole_number(vote_tolerance, "vote_tolerance", 0, 4)
         mask_array = None
         if masks is not None:
@@ -149,7 +148,7 @@ class SyncDreamerReconstruct(io.ComfyNode):
         else:
             raise NodeInputError(f"method must be 'fast' or 'quality', got {method!r}")
         size = None if texture == "none" else int(texture)
-        asset = core_errors(make_asset, result, size, max_faces or None, bool(cleanup), progress(1))
+        asset = core_errors(make_asset, result, size, max_faces, bool(cleanup), progress(1))
         return io.NodeOutput(mesh_value(asset))
 
 

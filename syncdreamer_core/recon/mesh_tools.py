@@ -6,9 +6,22 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+#: The smallest face budget decimation accepts (below it the object falls apart).
+MIN_FACES = 100
+
 
 class MeshToolError(ValueError):
     """A clean-up or decimation request that cannot be met."""
+
+
+def check_face_budget(max_faces, name: str = "max_faces") -> int | None:
+    """A face budget: 0 or None keeps every face (None), else an integer >= ``MIN_FACES``."""
+    if max_faces is None:
+        return None
+    whole = not isinstance(max_faces, bool) and isinstance(max_faces, (int, np.integer))
+    if not whole or (max_faces != 0 and max_faces < MIN_FACES):
+        raise MeshToolError(f"{name} must be 0 (keep all) or at least {MIN_FACES} faces, got {max_faces!r}")
+    return int(max_faces) or None
 
 
 def clean_mesh(mesh: trimesh.Trimesh, smooth_iterations: int = 10, min_component_share: float = 0.02,
@@ -26,9 +39,8 @@ def clean_mesh(mesh: trimesh.Trimesh, smooth_iterations: int = 10, min_component
 
 def decimate(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
     """Quadric edge-collapse decimation (fast-simplification) to at most ``max_faces``."""
-    if isinstance(max_faces, bool) or not isinstance(max_faces, (int, np.integer)) or max_faces < 100:
-        raise MeshToolError(f"the face budget must be at least 100 faces, got {max_faces!r}")
-    if len(mesh.faces) <= max_faces:
+    max_faces = check_face_budget(max_faces, "the face budget")
+    if max_faces is None or len(mesh.faces) <= max_faces:
         return mesh
     simplified = mesh.simplify_quadric_decimation(face_count=int(max_faces))
     if len(simplified.faces) == 0:

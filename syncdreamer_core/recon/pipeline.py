@@ -16,7 +16,7 @@ from .asset import MeshAsset, from_trimesh
 from .carving import POINT_CHUNK, visual_hull
 from .coloring import paint, vertex_colors
 from .fields import DEFAULT_BOUND, VolumeGrid, field_to_mesh, resample_grid
-from .mesh_tools import clean_mesh, close_holes, decimate, keep_largest_component
+from .mesh_tools import check_face_budget, clean_mesh, close_holes, decimate, keep_largest_component
 from .neus import RefineSettings, refine_sdf
 from .views import ViewSet, prepare_views
 
@@ -126,6 +126,7 @@ def make_asset(result: ReconstructionResult, texture_size: int | None = 1024, ma
 
     if texture_size is not None:
         check_texture_size(texture_size)
+    max_faces = check_face_budget(max_faces)
     cameras = target_cameras()
     # Colour in the frame the views were rendered in; move the result back afterwards.
     mesh = result.mesh.copy()
