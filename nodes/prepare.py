@@ -44,17 +44,22 @@ class SyncDreamerPrepareImage(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, crop_size: int, mask=None, mask_is_background: bool = True) -> io.NodeOutput:
-        from syncdreamer_core.preprocess import check_crop_size, prepare_input
+        from syncdreamer_core.preprocess import NoObjectMaskError, check_crop_size, prepare_input
 
         image_batch(image)
         core_errors(check_crop_size, crop_size)
+        if mask is not None and torch.is_tensor(mask) and not torch.count_nonzero(mask):
+            if not mask_is_background:
+                raise NodeInputError("the mask selects no object pixel (it is 0 everywhere; LoadImage's MASK is 1 on "
+                                     "the background: turn 'mask_is_background' on)")
+            # LoadImage gives a 64x64 all-zero MASK for images without alpha (JPEG, RGB, grey, CMYK):
+            # no mask at all, whatever its size.
+            mask = None
         if mask is not None:
             mask = mask_batch(mask, "mask", image.shape[1], image.shape[2])
             if mask.shape[0] not in (1, image.shape[0]):
                 raise NodeInputError(f"mask holds {mask.shape[0]} masks for {image.shape[0]} images; give one mask, "
                                      "or one per image")
-            if mask_is_background and not torch.count_nonzero(mask):
-                mask = None  # LoadImage gives an all-zero mask for images without alpha: no mask at all
         images, masks = [], []
         for i in range(image.shape[0]):
             foreground = None
@@ -66,7 +71,18 @@ class SyncDreamerPrepareImage(io.ComfyNode):
                         "the mask selects no object pixel" + (" (with 'mask_is_background' on, a mask that is 1 "
                         "on the object selects nothing: turn it off)" if mask_is_background else
                         " (LoadImage's mask is 1 on the background: turn 'mask_is_background' on)"))
-            prepared = core_errors(prepare_input, to_numpy(image[i]), foreground, int(crop_size))
+            try:
+                prepared = prepare_input(to_numpy(image[i]), foreground, int(crop_size))
+            except NoObjectMaskError:
+                which = f"image {i} of the batch" if image.shape[0] > 1 else "the image"
+                raise NodeInputError(
+                    f"{which} has no transparency and no usable mask, and its background is not plain white, so "
+                    "nothing says where the object is. Connect an object mask to 'mask' and turn "
+                    "'mask_is_background' off: ComfyUI's 'Remove Background' node (0.27+) or any background-removal "
+                    "node gives one; 'SyncDreamer White Background Mask' does for objects on white. Or load an RGBA "
+                    "image whose alpha marks the object (LoadImage's MASK, 'mask_is_background' on).") from None
+            except ValueError as error:
+                raise NodeInputError(str(error)) from None
             images.append(prepared.image)
             masks.append(prepared.mask)
         return io.NodeOutput(to_image(np.stack(images)), torch.from_numpy(np.stack(masks)))

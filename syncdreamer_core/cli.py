@@ -69,21 +69,10 @@ def check_output_folder(output: Path, names: list[str], overwrite: bool) -> None
 
 
 def _load_input(path: str, crop_size: int):
-    from PIL import Image, UnidentifiedImageError
-
+    from .files import read_image
     from .preprocess import prepare_input
 
-    try:
-        with Image.open(path) as handle:
-            image = handle.copy()
-    except FileNotFoundError:
-        raise ValueError(f"--input {path} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"--input {path} is a folder; give an image file") from None
-    except PermissionError:
-        raise ValueError(f"--input {path} cannot be read (permission denied)") from None
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"--input {path} is not a readable image ({error})") from None
+    image = read_image(path, "--input")
     prepare_input(image, crop_size=crop_size)  # refuses unusable inputs now, not after loading
     return image
 

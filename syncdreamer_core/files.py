@@ -23,6 +23,31 @@ def views_to_uint8(views: torch.Tensor) -> np.ndarray:
     return (views.clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
 
 
+def read_image(path: str | os.PathLike, name: str = "input") -> Image.Image:
+    """An image file as the node route sees it after ComfyUI's LoadImage: EXIF orientation
+    applied (a phone photo stands upright), first frame of an animation. Every failure is
+    a ValueError naming the file and the cause."""
+    from PIL import ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as handle:
+            image = ImageOps.exif_transpose(handle)
+            image = image.copy() if image is handle else image
+    except FileNotFoundError:
+        raise ValueError(f"{name} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{name} {path} is a folder; give an image file") from None
+    except PermissionError:
+        raise ValueError(f"{name} {path} cannot be read (permission denied)") from None
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{name} {path} is too large to open safely ({error}); SyncDreamer works at 256x256: "
+                         "downscale the image to a few megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{name} {path} is not a readable image ({error})") from None
+    return image
+
+
 def save_image(array: np.ndarray, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

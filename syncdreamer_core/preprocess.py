@@ -29,10 +29,17 @@ WHITE_BORDER_SHARE = 0.9
 MIN_CROP_SIZE = 16
 #: Smallest share of the prepared 256x256 input the object must cover.
 MIN_OBJECT_SHARE = 0.001
+#: Values converted at once by ``to_uint8`` (bounds its float64 working memory).
+CONVERT_BAND = 1 << 22
 
 
 class InputImageError(ValueError):
     """An input image that cannot be prepared, with what to do about it."""
+
+
+class NoObjectMaskError(InputImageError):
+    """Nothing marks the object: no transparency, no mask, and a background that is not
+    plain white. Each route says which of its own tools gives a mask."""
 
 
 @dataclass
@@ -51,7 +58,10 @@ class PreparedInput:
 
 def to_uint8(array: np.ndarray, name: str = "image") -> np.ndarray:
     """uint8, or float in [0, 1] (rounded) -> uint8. Floats outside [0, 1] are refused:
-    they are usually 0..255 values that would all turn white."""
+    they are usually 0..255 values that would all turn white.
+
+    Converted a band of rows at a time, so a 100-megapixel float image costs its uint8
+    copy plus one band, not several float64 copies of itself."""
     array = np.asarray(array)
     if array.dtype == np.uint8:
         return array
@@ -59,14 +69,20 @@ def to_uint8(array: np.ndarray, name: str = "image") -> np.ndarray:
         return array.astype(np.uint8) * 255
     if not np.issubdtype(array.dtype, np.number):
         raise InputImageError(f"the {name} must hold numbers, got dtype {array.dtype}")
-    values = np.asarray(array, dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise InputImageError(f"the {name} contains NaN or infinite values")
-    if values.size and (values.min() < -1e-3 or values.max() > 1 + 1e-3):
-        raise InputImageError(
-            f"the {name}'s values must be in 0..1 (floats) or 0..255 (uint8); got {values.min():g}..{values.max():g}"
-            + (": divide by 255" if values.max() > 1.5 else ""))
-    return np.clip(np.round(values * 255.0), 0, 255).astype(np.uint8)
+    if array.size:
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise InputImageError(f"the {name} contains NaN or infinite values")
+        if low < -1e-3 or high > 1 + 1e-3:
+            raise InputImageError(
+                f"the {name}'s values must be in 0..1 (floats) or 0..255 (uint8); got {low:g}..{high:g}"
+                + (": divide by 255" if high > 1.5 else ""))
+    out = np.empty(array.shape, np.uint8)
+    rows = max(1, CONVERT_BAND // max(1, array[:1].size))
+    for start in range(0, max(1, array.shape[0]), rows):
+        band = np.asarray(array[start:start + rows], dtype=np.float64)
+        out[start:start + rows] = np.clip(np.round(band * 255.0), 0, 255)
+    return out
 
 
 def white_background_mask(rgb: np.ndarray) -> np.ndarray | None:
@@ -78,39 +94,61 @@ def white_background_mask(rgb: np.ndarray) -> np.ndarray | None:
     return np.where(border_background(rgb, WHITE_TOLERANCE), 0, 255).astype(np.uint8)
 
 
+def pil_to_array(image: Image.Image) -> np.ndarray:
+    """A Pillow image as [H, W, 3|4] uint8: RGBA when it has transparency (RGBA, LA,
+    P with a transparent colour), RGB otherwise (grey, CMYK, 16-bit, ...)."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit and float greys: Pillow's RGB conversion would clip them to white.
+        grey = np.asarray(image, dtype=np.float64)
+        if grey.size and grey.max() > 255:
+            grey = grey / 257.0  # 16-bit levels
+        return np.repeat(np.clip(np.round(grey), 0, 255).astype(np.uint8)[..., None], 3, -1)
+    transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    return np.asarray(image.convert("RGBA" if transparent else "RGB"))
+
+
+def _opaque(alpha: np.ndarray) -> bool:
+    return bool(alpha.size) and int(alpha.min()) == 255
+
+
 def to_rgba(image: Image.Image | np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Combine an image and an optional foreground mask into an RGBA uint8 array.
 
     image: Pillow image, or [H, W, 3|4] array (uint8 or float in [0, 1]).
     mask: [H, W] foreground alpha (uint8 or float in [0, 1]); it replaces any alpha.
-    Without alpha and without mask, a near-white background is detected.
+    Without alpha and without mask, a near-white background is detected. An alpha
+    channel or mask that is opaque everywhere marks no object (a photo saved as RGBA, a
+    mask of the whole frame): it is treated as absent, so the white background is
+    detected as for RGB, and refused with that reason when there is none.
     """
-    if isinstance(image, Image.Image):
-        array = np.asarray(image.convert("RGBA") if image.mode in ("RGBA", "LA", "P", "PA") else image.convert("RGB"))
-    else:
-        array = np.asarray(image)
+    array = pil_to_array(image) if isinstance(image, Image.Image) else np.asarray(image)
     if array.ndim != 3 or array.shape[-1] not in (3, 4):
         raise InputImageError(f"the input image must be [H, W, 3] (RGB) or [H, W, 4] (RGBA), got {array.shape}")
     if min(array.shape[:2]) < 8:
         raise InputImageError(f"the input image is too small ({array.shape[1]}x{array.shape[0]} pixels)")
     array = to_uint8(array)
     rgb = array[..., :3]
+    alpha, source = None, None
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != rgb.shape[:2]:
             raise InputImageError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                                   f"{rgb.shape[1]}x{rgb.shape[0]}; they must have the same size")
-        alpha = to_uint8(mask, "mask")
+        alpha, source = to_uint8(mask, "mask"), "the mask covers the whole image"
     elif array.shape[-1] == 4:
-        alpha = array[..., 3]
+        alpha, source = array[..., 3], "the image's alpha channel is opaque everywhere"
+    if alpha is not None and _opaque(alpha):
+        alpha = None
     else:
+        source = None
+    if alpha is None:
         alpha = white_background_mask(rgb)
         if alpha is None:
-            raise InputImageError(
-                "the input image has no alpha channel, no mask was given, and its background is not "
-                "white: remove the background first (e.g. with a background-removal node) and pass its "
-                "mask, or use an RGBA image whose alpha marks the object"
-            )
+            reason = f"{source} (it marks no object), and" if source else "the input image has no alpha channel, " \
+                "no mask was given, and"
+            raise NoObjectMaskError(
+                f"{reason} its background is not white: remove the background first (e.g. with a "
+                "background-removal node) and pass its mask, or use an RGBA image whose alpha marks the object")
     if not alpha.any():
         raise InputImageError(
             "the object mask is empty (no foreground pixel): check the mask (is it inverted? "
@@ -134,9 +172,10 @@ def prepare_input(image: Image.Image | np.ndarray, mask: np.ndarray | None = Non
     crop_size = check_crop_size(crop_size, image_size)
     rgba = to_rgba(image, mask)
     if crop_size != -1:
-        ys, xs = np.nonzero(rgba[..., 3])
+        alpha = rgba[..., 3]
+        ys, xs = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
         # The reference crops to (min, max) exclusive of max, dropping the last row/column.
-        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+        x0, y0, x1, y1 = int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1])
         if x1 <= x0 or y1 <= y0:
             raise InputImageError("the object is a single pixel wide or tall; check the mask")
         cropped = rgba[y0:y1, x0:x1]

@@ -17,6 +17,8 @@ import numpy as np
 PRECISION_BITS = 32 - 8 - 2
 #: Support of the bicubic kernel (a = -0.5).
 BICUBIC_SUPPORT = 2.0
+#: Input values resized at once (bounds the float64 working memory of a huge image).
+BAND_VALUES = 1 << 22
 
 
 def bicubic(x: np.ndarray) -> np.ndarray:
@@ -56,19 +58,15 @@ def _round_pass(accumulated: np.ndarray) -> np.ndarray:
     return np.clip(shifted, 0, 255).astype(np.uint8)
 
 
-def resize_channels(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bicubic resize of [H, W, C] uint8 channels, each on its own, horizontal pass first.
+# The fixed-point products are integers below 2^31 and their sums stay far below 2^53, so
+# float64 matrix products give them exactly, in any summation order.
 
-    The fixed-point products are integers below 2^31 and their sums stay far below 2^53,
-    so float64 matrix products give them exactly, in any summation order."""
-    out = image
-    if width != image.shape[1]:
-        weights = fixed_point_weights(image.shape[1], width)
-        out = _round_pass(np.einsum("ow,hwc->hoc", weights, out.astype(np.float64), optimize=True))
-    if height != image.shape[0]:
-        weights = fixed_point_weights(image.shape[0], height)
-        out = _round_pass(np.einsum("oh,hwc->owc", weights, out.astype(np.float64), optimize=True))
-    return np.ascontiguousarray(out)
+def _horizontal(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return _round_pass(np.einsum("ow,hwc->hoc", weights, image.astype(np.float64), optimize=True))
+
+
+def _vertical(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return _round_pass(np.einsum("oh,hwc->owc", weights, image.astype(np.float64), optimize=True))
 
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:
@@ -89,14 +87,26 @@ def unpremultiply(rgba: np.ndarray) -> np.ndarray:
 
 
 def resize_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``Image.resize((width, height), Image.BICUBIC)`` of an RGBA image [H, W, 4] uint8."""
+    """``Image.resize((width, height), Image.BICUBIC)`` of an RGBA image [H, W, 4] uint8.
+
+    Premultiplying and the horizontal pass work on bands of rows (both are row-wise, so
+    the result is the same): a huge input costs one band of float64, not a copy of itself."""
     if rgba.dtype != np.uint8 or rgba.ndim != 3 or rgba.shape[-1] != 4:
         raise ValueError(f"expected an RGBA uint8 image [H, W, 4], got {rgba.dtype} {rgba.shape}")
     if width < 1 or height < 1:
         raise ValueError(f"cannot resize to {width}x{height}")
     if (height, width) == rgba.shape[:2]:
         return rgba.copy()
-    return unpremultiply(resize_channels(premultiply(rgba), width, height))
+    weights = fixed_point_weights(rgba.shape[1], width) if width != rgba.shape[1] else None
+    rows = max(1, BAND_VALUES // max(1, rgba.shape[1] * 4))
+    bands = []
+    for start in range(0, rgba.shape[0], rows):
+        band = premultiply(rgba[start:start + rows])
+        bands.append(band if weights is None else _horizontal(band, weights))
+    out = np.concatenate(bands) if len(bands) > 1 else bands[0]
+    if height != rgba.shape[0]:
+        out = _vertical(out, fixed_point_weights(rgba.shape[0], height))
+    return unpremultiply(np.ascontiguousarray(out))
 
 
 def fit_size(width: int, height: int, longer_side: int) -> tuple[int, int]:
