@@ -19,7 +19,6 @@ from .common import (
     mask_batch,
     progress,
     schema,
-    to_image,
     to_numpy,
     whole_number,
 )
@@ -238,11 +237,12 @@ class SyncDreamerTurntable(io.ComfyNode):
         light = finite_number(light, "light", 0.0, 1.0)
         assets = assets_of(mesh)
         report = progress(frames * len(assets))
-        images = []
+        images = torch.empty(len(assets) * frames, resolution, resolution, 3)  # the frames render into it
         for i, asset in enumerate(assets):
-            images.append(core_errors(turntable, asset, frames, elevation, resolution, light,
-                                      callback=lambda done, total, i=i: report(i * frames + done, frames * len(assets))))
-        return io.NodeOutput(to_image(np.concatenate(images)))
+            core_errors(turntable, asset, frames, elevation, resolution, light,
+                        callback=lambda done, total, i=i: report(i * frames + done, frames * len(assets)),
+                        out=images[i * frames:(i + 1) * frames].numpy())
+        return io.NodeOutput(images)
 
 
 class SyncDreamerRankCandidates(io.ComfyNode):

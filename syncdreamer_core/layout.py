@@ -112,6 +112,10 @@ def select(views: torch.Tensor, indices: list[int], view_count: int = VIEW_COUNT
     return picked.reshape(-1, *views.shape[1:])
 
 
+#: Most view indices Select Views takes (repeats allowed): 16 sets of all 16 views.
+MAX_SELECTED = 256
+
+
 def parse_indices(text: str, view_count: int = VIEW_COUNT) -> list[int]:
     """'0,4,8' or '0-3, 8' -> [0, 4, 8] / [0, 1, 2, 3, 8]. Ranges are checked against the
     view count before they are expanded."""
@@ -131,6 +135,9 @@ def parse_indices(text: str, view_count: int = VIEW_COUNT) -> list[int]:
             bad.append(part)
             continue
         indices.extend(range(first, last + 1))
+        if len(indices) > MAX_SELECTED:
+            raise ViewLayoutError(f"at most {MAX_SELECTED} view indices per set (each one copies a whole image); the "
+                                  f"text asks for more than that ({len(text)} characters)")
     if bad:
         shown = ", ".join(repr(b[:20]) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise ViewLayoutError(f"view indices must be in 0..{view_count - 1} (ranges low-high), got {shown}")

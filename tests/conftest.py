@@ -46,3 +46,11 @@ def random_cond():
         torch.randn(1, 4, 32, 32, generator=generator) * 0.8,
         torch.tensor([0.3]),
     )
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory, tiny_checkpoint):
+    """The pack in ComfyUI stand-ins with a tiny checkpoint loaded (see node_host.py)."""
+    from node_host import load_pack
+
+    return load_pack(tmp_path_factory.mktemp("comfy"), tiny_checkpoint)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 
@@ -10,31 +9,10 @@ import comfy_stubs
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT
+from node_host import run
 from PIL import Image
-from safetensors.torch import save_file
 
 from syncdreamer_core.files import EXAMPLES
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory, tiny_checkpoint):
-    tmp = tmp_path_factory.mktemp("comfy")
-    mm, folder_paths = comfy_stubs.install(tmp)
-    spec = importlib.util.spec_from_file_location("ComfyUI_SyncDreamer", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["ComfyUI_SyncDreamer"] = pack
-    spec.loader.exec_module(pack)
-    save_file(tiny_checkpoint, str(tmp / "models" / "syncdreamer" / "tiny.safetensors"))
-    nodes = {cls.GET_SCHEMA().node_id: cls for cls in sys.modules["ComfyUI_SyncDreamer.nodes"].NODES}
-    state = {"pack": pack, "nodes": nodes, "mm": mm, "folder_paths": folder_paths, "tmp": tmp}
-    state["loaded"] = run(state, "SyncDreamerCheckpointLoader", ckpt_name="tiny.safetensors", dtype="fp32").args
-    return state
-
-
-def run(host, node_id, **inputs):
-    return host["nodes"][node_id].execute(**inputs)
 
 
 def teapot_image():

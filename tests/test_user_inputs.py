@@ -3,13 +3,14 @@ EXIF orientation, RGBA photos that are opaque everywhere, 16-bit greys, huge sca
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 
 import numpy as np
 import pytest
 import torch
+from node_host import run
 from PIL import Image
-from test_nodes import host, run, teapot_image  # noqa: F401 - the host fixture
 
 from syncdreamer_core.files import EXAMPLES, read_image
 from syncdreamer_core.preprocess import InputImageError, NoObjectMaskError, prepare_input
@@ -170,3 +171,116 @@ def test_preparing_a_huge_image_costs_less_than_the_image_itself():
     print(f"prepare, {width}x{height} float32 ({image.nbytes / 2**20:.0f} MiB): peak {peak / 2**20:.0f} MiB")
     assert peak < 0.8 * image.nbytes
     assert abs(float((prepared.mask > 0.5).sum()) - 200 * 160) < 800
+
+
+# ---------------------------------------------------------------- views, candidates and meshes from elsewhere
+
+def chicken_views_uint8() -> np.ndarray:
+    from syncdreamer_core.files import load_views
+
+    return load_views(EXAMPLES / "chicken-views.png")
+
+
+@pytest.mark.parametrize("blank", [[1, 4, 7, 10, 13], [0, 2, 4, 6, 8, 10, 12, 14]])
+def test_blank_views_are_named_before_carving(blank):
+    from syncdreamer_core.recon import ReconstructionInputError, reconstruct_fast
+
+    views = chicken_views_uint8().copy()
+    views[blank] = 255
+    with pytest.raises(ReconstructionInputError, match=re.escape(f"views {blank} are blank") + ".*vote_tolerance"):
+        reconstruct_fast(views, resolution=32)
+
+
+def test_a_blank_candidate_is_ranked_last_with_its_reason(host):
+    good = torch.from_numpy(chicken_views_uint8().astype(np.float32) / 255)
+    broken = good.clone()
+    broken[[3, 9]] = 1.0
+    best, ranked, index, scores = run(host, "SyncDreamerRankCandidates", views=torch.cat([broken, good])).args
+    assert index == 1 and torch.equal(best, good) and torch.equal(ranked[16:], broken)
+    assert scores.splitlines()[-1].startswith("candidate 0: unusable") and "views [3, 9] are blank" in scores
+    with pytest.raises(ValueError, match="no candidate can be meshed.*candidate 0.*candidate 1"):
+        run(host, "SyncDreamerRankCandidates", views=torch.cat([broken, broken]))
+
+
+@pytest.mark.parametrize("field", ["vertex_colors", "texture"])
+def test_nan_colours_in_a_mesh_from_another_node_are_refused_before_writing(host, tmp_path, field):
+    from comfy_stubs import MESH
+
+    vertices = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]])
+    faces = torch.tensor([[[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]]])
+    fields = {"vertex_colors": torch.full((1, 4, 3), 0.5)}
+    if field == "texture":
+        fields = {"uvs": torch.rand(1, 4, 2), "texture": torch.full((1, 8, 8, 3), 0.5)}
+    fields[field][0, 1] = float("nan")
+    mesh = MESH(vertices, faces, **fields)
+    with pytest.raises(ValueError, match=f"{field} hold NaN or infinite values"):
+        run(host, "SyncDreamerSaveMesh", mesh=mesh, filename_prefix="mesh/nan", format="ply")
+    assert not list((host["tmp"] / "output").rglob("nan*"))
+
+
+def test_select_views_refuses_an_endless_list_before_allocating(host):
+    import time
+
+    views = torch.zeros(16, 8, 8, 3)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="at most 256 view indices"):
+        run(host, "SyncDreamerSelectViews", views=views, indices="0," * 20000)
+    assert time.perf_counter() - started < 0.5
+    (picked,) = run(host, "SyncDreamerSelectViews", views=views, indices="0-15," * 16).args
+    assert picked.shape[0] == 256
+
+
+def test_the_turntable_renders_into_the_batch_it_returns(host, monkeypatch):
+    """No second copy of the frames: each asset's frames are rendered straight into the
+    output IMAGE batch (the peak is the output, not twice it)."""
+    import syncdreamer_core.recon.turntable as turntable_module
+
+    buffers = []
+    original = turntable_module.turntable
+
+    def recording(*args, out=None, **kwargs):
+        buffers.append(out)
+        return original(*args, out=out, **kwargs)
+
+    monkeypatch.setattr(turntable_module, "turntable", recording)
+    from comfy_stubs import MESH
+
+    vertices = torch.tensor([[[0.0, 0, 0], [0.4, 0, 0], [0, 0.4, 0], [0, 0, 0.4]]]).repeat(2, 1, 1)
+    faces = torch.tensor([[[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]]).repeat(2, 1, 1)
+    (frames,) = run(host, "SyncDreamerTurntable", mesh=MESH(vertices, faces), frames=3, resolution=32).args
+    assert frames.shape == (6, 32, 32, 3) and len(buffers) == 2
+    assert all(np.shares_memory(buffer, frames.numpy()) for buffer in buffers)
+    assert float(frames.min()) < 1.0  # the object was drawn into it
+
+
+CARVING_PEAK = """
+import resource, sys
+import numpy as np
+from syncdreamer_core.cameras import target_cameras
+from syncdreamer_core.files import EXAMPLES, load_views
+from syncdreamer_core.recon.carving import visual_hull
+from syncdreamer_core.recon.views import prepare_views
+viewset = prepare_views(load_views(EXAMPLES / "chicken-views.png"))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+grid, trusted = visual_hull(viewset.masks, target_cameras(), int(sys.argv[1]), tolerance=2)
+assert len(trusted) >= 14 and (grid.values > 0).mean() > 0.01
+print(before * 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_carving_memory_is_the_grid_not_sixteen_grids():
+    """The silhouette fields stream through in chunks: carving at resolution 256 peaks about
+    a few float32 grids (64 MiB each) above what preparing the views took, not one grid per
+    view (1 GiB)."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    resolution = 256
+    before, after = map(int, subprocess.run([sys.executable, "-c", CARVING_PEAK, str(resolution)], cwd=ROOT,
+                                            check=True, capture_output=True, text=True).stdout.split()[-2:])
+    one_grid = resolution**3 * 4
+    print(f"carving at {resolution}: peak RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB "
+          f"(one grid {one_grid / 2**20:.0f} MiB)")
+    assert after - before < 4 * one_grid

@@ -58,6 +58,10 @@ class MeshAsset:
             value = getattr(self, name)
             if value is not None and len(value) != V:
                 raise MeshAssetError(f"{name} has {len(value)} rows for {V} vertices (they must be 1:1)")
+            if value is not None and not np.isfinite(value).all():
+                bad = int((~np.isfinite(value)).any(axis=-1).sum())
+                raise MeshAssetError(f"the mesh's {name} are NaN or infinite at {bad} of {V} vertices: the node that "
+                                     "made it gave broken values; fix or drop them before saving")
         if (self.uvs is None) != (self.texture is None):
             raise MeshAssetError("a texture needs UVs and UVs need a texture")
         if self.texture is not None and (self.texture.ndim != 3 or self.texture.shape[2] != 3
@@ -125,6 +129,10 @@ def from_arrays(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None 
                 linear_colors: np.ndarray | None = None, texture: np.ndarray | None = None) -> MeshAsset:
     """An asset from the fields of a host MESH item (y up, vertex colours linear as glTF's
     COLOR_0, texture float sRGB in [0, 1])."""
+    for name, value in (("vertex_colors", linear_colors), ("texture", texture)):
+        if value is not None and not np.isfinite(value).all():
+            raise MeshAssetError(f"the mesh's {name} hold NaN or infinite values: the node that made it gave broken "
+                                 "colours; fix or drop them before saving")
     colors = None if linear_colors is None else linear_to_srgb(np.asarray(linear_colors)[:, :3])
     texture8 = None if texture is None else np.clip(np.round(np.asarray(texture, np.float32) * 255), 0, 255).astype(np.uint8)
     if uvs is not None and texture8 is None:

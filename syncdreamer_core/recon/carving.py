@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ..cameras import CameraSet
 from ..constants import CAMERA_DISTANCE, FOCAL_PX, IMAGE_SIZE
-from .fields import DEFAULT_BOUND, VolumeGrid, grid_axis, grid_points
+from .fields import DEFAULT_BOUND, VolumeGrid, grid_axis, grid_point_chunks
 from .views import sample_view_maps
 
 #: A view is an outlier when it carves more than this share of the others' consensus hull.
@@ -40,37 +40,44 @@ def mask_signed_distance(masks: np.ndarray) -> np.ndarray:
     return out
 
 
-def per_view_fields(masks: np.ndarray, cameras: CameraSet, resolution: int, bound: float = DEFAULT_BOUND,
-                    between_chunks: Callable[[], None] | None = None) -> tuple[torch.Tensor, float, float]:
-    """Signed silhouette distance of every voxel in every view, in world units: [N, R^3].
-    ``between_chunks`` is called before each chunk of voxels (a Cancel check)."""
-    origin, spacing = grid_axis(resolution, bound)
-    size = masks.shape[-1]
-    points = grid_points(resolution, bound)
-    cameras = cameras.scaled(size)
-    sdf = torch.from_numpy(mask_signed_distance(masks))[:, None]
-    fields = []
-    for chunk in points.split(POINT_CHUNK):
-        if between_chunks is not None:
-            between_chunks()
-        pixels, _ = cameras.project(chunk)
-        fields.append(sample_view_maps(sdf, pixels)[..., 0])
-    pixel_size = CAMERA_DISTANCE / (FOCAL_PX * size / IMAGE_SIZE)
-    return torch.cat(fields, 1) * pixel_size, origin, spacing
+class SilhouetteFields:
+    """Signed silhouette distance of the grid's voxels in every view, in world units,
+    computed ``POINT_CHUNK`` voxels at a time: [N, chunk] blocks, never [N, R^3], so the
+    memory is the grid itself whatever the resolution."""
+
+    def __init__(self, masks: np.ndarray, cameras: CameraSet, resolution: int, bound: float = DEFAULT_BOUND,
+                 between_chunks: Callable[[], None] | None = None):
+        self.origin, self.spacing = grid_axis(resolution, bound)
+        self.resolution, self.bound, self.between_chunks = resolution, bound, between_chunks
+        size = masks.shape[-1]
+        self.cameras = cameras.scaled(size)
+        self.sdf = torch.from_numpy(mask_signed_distance(masks))[:, None]
+        self.pixel_size = CAMERA_DISTANCE / (FOCAL_PX * size / IMAGE_SIZE)
+
+    def chunks(self):
+        """[N, chunk] fields, in grid order (x slowest, z fastest)."""
+        for points in grid_point_chunks(self.resolution, self.bound, POINT_CHUNK):
+            if self.between_chunks is not None:
+                self.between_chunks()
+            pixels, _ = self.cameras.project(points)
+            yield sample_view_maps(self.sdf, pixels)[..., 0] * self.pixel_size
 
 
-def consensus_views(fields: torch.Tensor, tolerance: int) -> list[int]:
+def consensus_views(fields: SilhouetteFields, tolerance: int) -> list[int]:
     """Views that agree with the vote of the others (carve at most OUTLIER_SHARE of it)."""
+    views = fields.sdf.shape[0]
     if tolerance <= 0:
-        return list(range(fields.shape[0]))
-    vote = fields.kthvalue(tolerance + 1, dim=0).values
-    inside = vote > 0
-    if not inside.any():
-        return list(range(fields.shape[0]))
-    carved = ((fields[:, inside] < 0).float().mean(1)).tolist()
+        return list(range(views))
+    inside_count, carved_count = 0, torch.zeros(views, dtype=torch.int64)
+    for chunk in fields.chunks():
+        inside = chunk.kthvalue(tolerance + 1, dim=0).values > 0
+        inside_count += int(inside.sum())
+        carved_count += (chunk[:, inside] < 0).sum(1)
+    if not inside_count:
+        return list(range(views))
+    carved = (carved_count.double() / inside_count).tolist()
     keep = [i for i, share in enumerate(carved) if share <= OUTLIER_SHARE]
-    return keep if len(keep) >= fields.shape[0] - tolerance else sorted(
-        range(fields.shape[0]), key=lambda i: carved[i])[: fields.shape[0] - tolerance]
+    return keep if len(keep) >= views - tolerance else sorted(range(views), key=lambda i: carved[i])[: views - tolerance]
 
 
 def centred_bbox_clip(values: np.ndarray, origin: float, spacing: float) -> np.ndarray:
@@ -96,9 +103,10 @@ def visual_hull(masks: np.ndarray, cameras: CameraSet, resolution: int = 128, bo
                 tolerance: int = 2, centred_bbox: bool = True,
                 between_chunks: Callable[[], None] | None = None) -> tuple[VolumeGrid, list[int]]:
     """The hull as a field (positive inside, roughly metric) and the views it trusts."""
-    fields, origin, spacing = per_view_fields(masks, cameras, resolution, bound, between_chunks)
+    fields = SilhouetteFields(masks, cameras, resolution, bound, between_chunks)
+    origin, spacing = fields.origin, fields.spacing
     keep = consensus_views(fields, tolerance)
-    values = fields[keep].min(0).values.reshape((resolution,) * 3).numpy()
+    values = torch.cat([chunk[keep].min(0).values for chunk in fields.chunks()]).reshape((resolution,) * 3).numpy()
     if centred_bbox:
         values = centred_bbox_clip(values, origin, spacing)
     # Close the surface at the cube's faces.

@@ -45,6 +45,16 @@ def grid_points(resolution: int, bound: float = DEFAULT_BOUND) -> torch.Tensor:
     return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
 
 
+def grid_point_chunks(resolution: int, bound: float = DEFAULT_BOUND, chunk: int = 262_144):
+    """The points of ``grid_points`` in order, ``chunk`` at a time (never the whole grid)."""
+    origin, spacing = grid_axis(resolution, bound)
+    total = resolution**3
+    for start in range(0, total, chunk):
+        flat = torch.arange(start, min(start + chunk, total), dtype=torch.int64)
+        index = torch.stack([flat // resolution**2, flat // resolution % resolution, flat % resolution], -1)
+        yield index.to(torch.float32) * spacing + origin
+
+
 def resample_grid(values: np.ndarray, resolution: int) -> np.ndarray:
     """A field over the cube resampled (trilinear, corners kept) to ``resolution``^3."""
     tensor = torch.from_numpy(np.ascontiguousarray(values, np.float32))[None, None]

@@ -81,8 +81,10 @@ def reconstruct_fast(views: np.ndarray, masks: np.ndarray | None = None, resolut
     """
     started = time.perf_counter()
     viewset = prepare_views(views, masks)
+    viewset.check_carvable(vote_tolerance)
     cameras = target_cameras()
-    tick = Ticker(math.ceil(resolution**3 / POINT_CHUNK) + (len(cameras) if color else 0), callback)
+    carving_passes = 2 if vote_tolerance > 0 else 1  # the vote, then the hull
+    tick = Ticker(carving_passes * math.ceil(resolution**3 / POINT_CHUNK) + (len(cameras) if color else 0), callback)
     hull, trusted = visual_hull(viewset.masks, cameras, resolution, DEFAULT_BOUND, vote_tolerance, centred_bbox, tick)
     mesh, offset = _finish(hull, viewset, cameras, smooth_iterations, max_faces, color, recentre, tick)
     result = ReconstructionResult(mesh, viewset, trusted, time.perf_counter() - started, offset)
@@ -101,6 +103,7 @@ def reconstruct_quality(views: np.ndarray, masks: np.ndarray | None = None, step
     """
     started = time.perf_counter()
     viewset = prepare_views(views, masks)
+    viewset.check_carvable(vote_tolerance)
     cameras = target_cameras()
     hull, trusted = visual_hull(viewset.masks, cameras, 128, DEFAULT_BOUND, vote_tolerance, centred_bbox)
     trusted_set = set(trusted)

@@ -41,15 +41,28 @@ class CandidateScore:
     score: float
     silhouette_iou: float
     color_spread: float
+    #: Why the candidate cannot be meshed (it is then ranked last), or None.
+    unusable: str | None = None
 
     def describe(self) -> str:
+        if self.unusable:
+            return f"candidate {self.index}: unusable, ranked last ({self.unusable})"
         return (f"candidate {self.index}: score {self.score:.3f} (silhouette IoU {self.silhouette_iou:.3f}, "
                 f"colour spread {self.color_spread:.3f})")
 
 
+def unusable(index: int, reason: str) -> CandidateScore:
+    return CandidateScore(index, float("-inf"), 0.0, 1.0, reason)
+
+
 def score_views(views: np.ndarray, index: int = 0) -> CandidateScore:
     """The consistency score of one set of 16 views [16, H, W, 3|4]."""
-    viewset = prepare_views(views)
+    try:
+        viewset = prepare_views(views)
+    except ReconstructionInputError as error:
+        return unusable(index, str(error))
+    if viewset.blank:
+        return unusable(index, f"views {list(viewset.blank)} are blank (all white, no object)")
     cameras = target_cameras()
     small = np.stack([np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((RENDER_SIZE, RENDER_SIZE),
                                                                                  Image.BILINEAR)) > 127
@@ -58,7 +71,7 @@ def score_views(views: np.ndarray, index: int = 0) -> CandidateScore:
     try:
         mesh = field_to_mesh(hull)
     except EmptyFieldError:
-        return CandidateScore(index, 0.0, 0.0, 1.0, )
+        return unusable(index, "its silhouettes carve nothing in common: the views disagree about the object")
     scaled = cameras.scaled(RENDER_SIZE)
     ious = []
     for n in range(len(cameras)):
@@ -86,7 +99,9 @@ def score_views(views: np.ndarray, index: int = 0) -> CandidateScore:
 
 def rank_candidates(views: np.ndarray, view_count: int = 16,
                     callback: Callable[[int, int], None] | None = None) -> list[CandidateScore]:
-    """Scores of every set of ``view_count`` views in ``views`` [B*16, H, W, C], best first."""
+    """Scores of every set of ``view_count`` views in ``views`` [B*16, H, W, C], best first;
+    a candidate that cannot be meshed (blank views, no common shape) is ranked last with
+    its reason. Raises only when no candidate is usable."""
     if len(views) == 0 or len(views) % view_count:
         raise ReconstructionInputError(f"expected sets of {view_count} views, got {len(views)} images")
     scores = []
@@ -95,4 +110,6 @@ def rank_candidates(views: np.ndarray, view_count: int = 16,
         scores.append(score_views(views[b * view_count:(b + 1) * view_count], b))
         if callback is not None:
             callback(b + 1, count)
+    if all(s.unusable for s in scores):
+        raise ReconstructionInputError("no candidate can be meshed: " + "; ".join(s.describe() for s in scores))
     return sorted(scores, key=lambda s: -s.score)

@@ -37,10 +37,20 @@ class ViewSet:
 
     colors: np.ndarray
     masks: np.ndarray
+    #: Views with no object (all white).
+    blank: tuple[int, ...] = ()
 
     @property
     def size(self) -> int:
         return self.colors.shape[1]
+
+    def check_carvable(self, vote_tolerance: int) -> None:
+        """A blank view carves the whole object away; the vote leaves out at most
+        ``vote_tolerance`` views, so more blank views than that leave nothing to mesh."""
+        if len(self.blank) > vote_tolerance:
+            raise ReconstructionInputError(
+                f"views {list(self.blank)} are blank (all white, no object), more than the {vote_tolerance} the "
+                "carving can leave out (vote_tolerance): regenerate with another seed, or pick another candidate")
 
 
 def as_float_views(views: np.ndarray) -> np.ndarray:
@@ -131,7 +141,7 @@ def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
         raise ReconstructionInputError(
             f"views {full} are object everywhere (no white background found): pass foreground masks, or "
             "give views with the object on white")
-    return ViewSet(colors.astype(np.float32), masks)
+    return ViewSet(colors.astype(np.float32), masks, tuple(empty))
 
 
 def sample_view_maps(maps: torch.Tensor, pixels: torch.Tensor, padding: str = "border") -> torch.Tensor:
