@@ -183,6 +183,7 @@ class SyncDreamerSaveMesh(io.ComfyNode):
     def execute(cls, mesh, filename_prefix, format="glb", up_axis="y"):
         import folder_paths
 
+        from syncdreamer_core.outputs import check_name
         from syncdreamer_core.recon.export import export_asset
         from syncdreamer_core.recon.formats import MESH_FORMATS
 
@@ -190,14 +191,22 @@ class SyncDreamerSaveMesh(io.ComfyNode):
             raise NodeInputError(f"format must be one of {', '.join(MESH_FORMATS)}, got {format!r}")
         if up_axis not in ("y", "z"):
             raise NodeInputError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+        if not isinstance(filename_prefix, str) or not filename_prefix.strip():
+            raise NodeInputError("filename_prefix must be a name like 'mesh/syncdreamer'")
+        core_errors(check_name, os.path.basename(os.path.normpath(filename_prefix)) + f"_00001_.{format}",
+                    "file name of filename_prefix")
         assets = assets_of(mesh)
         output_dir = folder_paths.get_output_directory()
         folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
         results, first = [], None
         for asset in assets:
             name = f"{filename}_{counter:05}_.{format}"
-            core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis,
-                        {"generator": "ComfyUI-SyncDreamer"})
+            try:
+                core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis,
+                            {"generator": "ComfyUI-SyncDreamer"})
+            except OSError as error:
+                raise NodeInputError(f"cannot write {os.path.join(subfolder, name)} in the output folder: "
+                                     f"{error.strerror or error}") from None
             results.append({"filename": name, "subfolder": subfolder, "type": "output"})
             first = first or os.path.join(subfolder, name)
             counter += 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -53,21 +52,6 @@ def _crop_size(text: str) -> int:
     return value
 
 
-def check_output_folder(output: Path, names: list[str], overwrite: bool) -> None:
-    """A folder we can create or write into, without clobbering files unless told."""
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a folder")
-    existing = [output / n for n in names if (output / n).exists()]
-    if existing and not overwrite:
-        raise ValueError(f"{existing[0]} already exists (and {len(existing) - 1} more); pass --overwrite or choose "
-                         "another --output")
-    folder = output
-    while not folder.exists():
-        folder = folder.parent
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write into {folder} (permission denied): choose another --output")
-
-
 def _load_input(path: str, crop_size: int):
     from .files import read_image
     from .preprocess import prepare_input
@@ -78,27 +62,31 @@ def _load_input(path: str, crop_size: int):
 
 
 def cmd_generate(args) -> int:
-    from .files import find_checkpoint, missing_checkpoint_message, progress_bar, write_views
+    from .files import find_checkpoint, missing_checkpoint_message, progress_bar, view_file_names, write_views
+    from .outputs import OutputClaim
     from .pipeline import SyncDreamerPipeline
     from .weights.checkpoint import check_device, resolve_dtype
 
     image = _load_input(args.input, args.crop_size)
-    names = [f"{i}{suffix}" for i in range(args.sample_num) for suffix in (".png", "-grid.png")] + ["input.png"]
-    check_output_folder(Path(args.output), names, args.overwrite)
+    output = Path(args.output)
     check_device(args.device, resolve_dtype(args.dtype))
     checkpoint = Path(args.ckpt) if args.ckpt else find_checkpoint()
-    if checkpoint is None or not checkpoint.is_file():
+    if checkpoint is None or not checkpoint.exists():
         print(missing_checkpoint_message() if checkpoint is None else
               f"checkpoint not found: {checkpoint}. " + missing_checkpoint_message(), file=sys.stderr)
         return 2
-    print(f"loading {checkpoint} ...")
-    pipe = SyncDreamerPipeline.from_checkpoint(checkpoint, args.dtype, args.device, args.num_heads,
-                                               args.batch_view_num, args.weight_dtype)
-    result = pipe(image, args.elevation, args.crop_size, sample_count=args.sample_num, steps=args.steps,
-                  cfg_scale=args.cfg_scale, eta=args.eta, seed=args.seed, sampler=args.sampler,
-                  callback=progress_bar("SyncDreamer"))
-    for path in write_views(result, Path(args.output)):
-        print(path)
+    if checkpoint.is_dir():
+        raise ValueError(f"--ckpt {checkpoint} is a folder; give the checkpoint file itself (e.g. "
+                         f"{checkpoint / 'syncdreamer-pretrain.ckpt'})")
+    with OutputClaim([output / name for name in view_file_names(args.sample_num)], args.overwrite) as claim:
+        print(f"loading {checkpoint} ...")
+        pipe = SyncDreamerPipeline.from_checkpoint(checkpoint, args.dtype, args.device, args.num_heads,
+                                                   args.batch_view_num, args.weight_dtype)
+        result = pipe(image, args.elevation, args.crop_size, sample_count=args.sample_num, steps=args.steps,
+                      cfg_scale=args.cfg_scale, eta=args.eta, seed=args.seed, sampler=args.sampler,
+                      callback=progress_bar("SyncDreamer"))
+        for path in write_views(result, output, claim=claim):
+            print(path)
     return 0
 
 
@@ -131,58 +119,93 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        if action.nargs == 0:  # a flag
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        return f"{text} (default: %(default)s)"
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Where the checkpoint comes from and how the network runs."""
+    parser.add_argument("--ckpt", help="checkpoint (.ckpt or .safetensors); default: $SYNCDREAMER_CHECKPOINT, else "
+                        "the one in ComfyUI/models/syncdreamer")
+    parser.add_argument("--batch-view-num", type=_int_in(1, 16, "--batch-view-num"), default=defaults.BATCH_VIEW_NUM,
+                        help="views run through the network at once (lower saves memory; same result)")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32",
+                        help="compute precision (on a GPU: fp16 or bf16; on a CPU: see the README)")
+    parser.add_argument("--weight-dtype", choices=("fp32", "fp16", "bf16"), default=None,
+                        help="store the network's weights in this dtype, computing in --dtype (fp16 with fp32 halves "
+                             "the memory on a CPU); default: as --dtype")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps; default: cuda when available")
+    parser.add_argument("--num-heads", type=_int_in(1, 64, "--num-heads"), default=None,
+                        help="UNet attention heads; default: from the checkpoint, 8 for the released model")
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """The sampler's settings, the same for one image and for a batch."""
     from .diffusion.sampling import SAMPLERS
     from .diffusion.schedule import MAX_STEPS
 
-    steps = _int_in(1, MAX_STEPS, "--steps")
-    seed = _int_in(0, defaults.MAX_SEED, "--seed")
+    parser.add_argument("--cfg-scale", type=_float_in(0, 100, "--cfg-scale"), default=defaults.CFG,
+                        help="classifier-free guidance scale (the authors use 2.0, also 1.5)")
+    parser.add_argument("--steps", type=_int_in(1, MAX_STEPS, "--steps"), default=defaults.STEPS,
+                        help="denoising steps (the reference: 50)")
+    parser.add_argument("--eta", type=_float_in(0, 10, "--eta"), default=defaults.ETA,
+                        help="DDIM noise: 1 as the reference, 0 deterministic")
+    parser.add_argument("--seed", type=_int_in(0, defaults.MAX_SEED, "--seed"), default=defaults.SEED,
+                        help="random seed; candidate k uses seed + k")
+    parser.add_argument("--sampler", "--scheduler", choices=SAMPLERS, default="ddim",
+                        help="ddim: the reference sampler; dpmpp_2m: DPM-Solver++(2M), close to 50 DDIM steps in about 20")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .diffusion.schedule import MAX_STEPS
+
     parser = argparse.ArgumentParser(prog="python -m syncdreamer_core",
                                      description="SyncDreamer: one image -> 16 consistent views -> mesh.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the whole pipeline on a bundled example")
-    demo.add_argument("--output", default="output/demo")
-    demo.add_argument("--steps", type=steps, default=None, help="denoising steps (default: 50 with the real "
-                      "checkpoint, 10 with the random stand-in)")
-    demo.add_argument("--seed", type=seed, default=defaults.SEED)
-    demo.add_argument("--device", default=None, help="cpu, cuda, mps (default: cuda when available)")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+
+    demo = command("demo", "run the whole pipeline on a bundled example")
+    demo.add_argument("--output", default="output/demo", help="folder for the views and the mesh")
+    demo.add_argument("--steps", type=_int_in(1, MAX_STEPS, "--steps"), default=None,
+                      help="denoising steps (default: 50 with the real checkpoint, 10 with the random stand-in)")
+    demo.add_argument("--seed", type=_int_in(0, defaults.MAX_SEED, "--seed"), default=defaults.SEED,
+                      help="random seed")
+    demo.add_argument("--device", default=None, help="cpu, cuda, mps; default: cuda when available")
     demo.add_argument("--no-mesh", action="store_true", help="skip the mesh reconstruction")
     demo.set_defaults(func=cmd_demo)
 
-    gen = sub.add_parser("generate", help="generate 16 views from an RGBA image")
-    gen.add_argument("--ckpt", help="checkpoint (.ckpt or .safetensors); default: $SYNCDREAMER_CHECKPOINT "
-                     "or ComfyUI/models/syncdreamer")
-    gen.add_argument("--input", required=True, help="RGBA image (alpha = object mask) or an object on white")
-    gen.add_argument("--output", required=True, help="folder for <i>.png strips and <i>-grid.png grids")
+    gen = command("generate", "generate the 16 views of the object in one image")
+    gen.add_argument("--input", required=True, help="an RGBA image whose alpha marks the object, or an object on a "
+                     "plain white background (JPEG, PNG, ...; EXIF orientation is applied)")
+    gen.add_argument("--output", required=True, help="folder for <i>.png strips, <i>-grid.png grids and input.png")
     gen.add_argument("--overwrite", action="store_true", help="replace existing output files")
     gen.add_argument("--elevation", type=_float_in(-90, 90, "--elevation"), required=True,
-                     help="input view elevation in degrees")
+                     help="elevation of the input view in degrees (a rough value in [-10, 40] is enough)")
     gen.add_argument("--crop-size", type=_crop_size, default=defaults.CROP_SIZE,
                      help="object size in pixels in the 256x256 input, or -1 to keep the framing")
     gen.add_argument("--sample-num", type=_int_in(1, 64, "--sample-num"), default=1,
                      help="candidates; candidate k is the single run with seed + k")
-    gen.add_argument("--cfg-scale", type=_float_in(0, 100, "--cfg-scale"), default=defaults.CFG)
-    gen.add_argument("--steps", type=steps, default=defaults.STEPS)
-    gen.add_argument("--eta", type=_float_in(0, 10, "--eta"), default=defaults.ETA)
-    gen.add_argument("--seed", type=seed, default=defaults.SEED)
-    gen.add_argument("--sampler", "--scheduler", choices=SAMPLERS, default="ddim")
-    gen.add_argument("--batch-view-num", type=_int_in(1, 16, "--batch-view-num"), default=defaults.BATCH_VIEW_NUM)
-    gen.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
-    gen.add_argument("--weight-dtype", choices=("fp32", "fp16", "bf16"), default=None,
-                     help="store the network's weights in this dtype, computing in --dtype "
-                          "(fp16 with fp32 halves the memory on a CPU)")
-    gen.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda when available)")
-    gen.add_argument("--num-heads", type=_int_in(1, 64, "--num-heads"), default=None,
-                     help="UNet attention heads (released model: 8)")
+    add_sampling_options(gen)
+    add_model_options(gen)
     gen.set_defaults(func=cmd_generate)
 
-    conv = sub.add_parser("convert", help="convert a checkpoint to (fp16) .safetensors")
-    conv.add_argument("checkpoint")
+    conv = command("convert", "convert a checkpoint to .safetensors (fp16 by default)")
+    conv.add_argument("checkpoint", help="the .ckpt (or .safetensors) to convert; it is never overwritten")
     conv.add_argument("--output", help="default: X.ckpt -> X.safetensors, X.safetensors -> X-<dtype>.safetensors")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    conv.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp16")
-    conv.add_argument("--num-heads", type=_int_in(1, 64, "--num-heads"), default=None)
+    conv.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp16", help="dtype of the stored weights")
+    conv.add_argument("--num-heads", type=_int_in(1, 64, "--num-heads"), default=None,
+                      help="UNet attention heads to record; default: 8, as the released model")
     conv.add_argument("--trust-pickled-code", action="store_true",
                       help="read a pickle that weights-only loading refuses (runs its code: trusted files only)")
     conv.set_defaults(func=cmd_convert)

@@ -48,11 +48,14 @@ def read_image(path: str | os.PathLike, name: str = "input") -> Image.Image:
     return image
 
 
-def save_image(array: np.ndarray, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return path
+def save_image(array: np.ndarray, path: str | os.PathLike, claim=None) -> Path:
+    """Write a PNG atomically (through ``claim``, an ``outputs.OutputClaim``, when given)."""
+    from .outputs import atomic_write
+
+    def write(target: Path) -> None:
+        Image.fromarray(array).save(target, format="PNG")
+
+    return claim.write(Path(path), write) if claim is not None else atomic_write(Path(path), write)
 
 
 def load_views(path: str | os.PathLike, view_count: int = 16) -> np.ndarray:
@@ -108,17 +111,23 @@ def missing_checkpoint_message() -> str:
     )
 
 
-def write_views(result, output: Path, prefix: str = "") -> list[Path]:
+def view_file_names(sample_count: int, prefix: str = "") -> list[str]:
+    """What ``write_views`` writes: a strip and a grid per sample, then the prepared input."""
+    return [f"{prefix}{i}{suffix}" for i in range(sample_count) for suffix in (".png", "-grid.png")] + [f"{prefix}input.png"]
+
+
+def write_views(result, output: Path, prefix: str = "", claim=None) -> list[Path]:
     """One 1x16 strip (as the reference writes) and one 4x4 grid per sample, and the prepared input."""
     from .layout import compose_grid, compose_strip
 
     written = []
     flat = result.views.reshape(-1, *result.views.shape[2:])
     strips, grids = compose_strip(flat), compose_grid(flat)
+    names = view_file_names(result.views.shape[0], prefix)
     for i in range(result.views.shape[0]):
-        written.append(save_image(views_to_uint8(strips[i]), output / f"{prefix}{i}.png"))
-        written.append(save_image(views_to_uint8(grids[i]), output / f"{prefix}{i}-grid.png"))
-    save_image(views_to_uint8(torch.from_numpy(result.prepared.image)), output / f"{prefix}input.png")
+        written.append(save_image(views_to_uint8(strips[i]), output / names[2 * i], claim))
+        written.append(save_image(views_to_uint8(grids[i]), output / names[2 * i + 1], claim))
+    save_image(views_to_uint8(torch.from_numpy(result.prepared.image)), output / names[-1], claim)
     return written
 
 

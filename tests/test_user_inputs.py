@@ -284,3 +284,162 @@ def test_carving_memory_is_the_grid_not_sixteen_grids():
     print(f"carving at {resolution}: peak RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB "
           f"(one grid {one_grid / 2**20:.0f} MiB)")
     assert after - before < 4 * one_grid
+
+
+# ---------------------------------------------------------------- files and paths
+
+@pytest.fixture
+def tiny_file(tmp_path, tiny_checkpoint):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "tiny.safetensors"
+    save_file(tiny_checkpoint, str(path))
+    return path
+
+
+def test_a_torch_checkpoint_renamed_safetensors_loads(tmp_path, tiny_checkpoint):
+    from syncdreamer_core.weights.checkpoint import load_checkpoint
+
+    path = tmp_path / "renamed.safetensors"
+    torch.save({"state_dict": tiny_checkpoint}, path)
+    loaded = load_checkpoint(path, with_vae=False, with_clip=False)
+    assert loaded.config.model_channels == 32
+
+
+def test_a_legacy_checkpoint_that_needs_pickled_code_is_named_for_what_it_is(tmp_path, tiny_checkpoint):
+    import argparse
+
+    from syncdreamer_core.weights.checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
+
+    path = tmp_path / "legacy.ckpt"
+    torch.save({"state_dict": tiny_checkpoint, "hyper_parameters": argparse.Namespace(lr=1e-4)}, path,
+               _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert "argparse.Namespace" in message and "--trust-pickled-code" in message
+    assert "truncated" not in message and "download" not in message.lower()
+    converted = tmp_path / "legacy.safetensors"
+    convert_checkpoint(path, converted, "fp32", trust_pickled_code=True)
+    assert load_checkpoint(converted).config.model_channels == 32
+
+
+def test_a_truncated_legacy_checkpoint_is_still_called_truncated(tmp_path, tiny_checkpoint):
+    from syncdreamer_core.weights.checkpoint import CheckpointError, load_checkpoint
+
+    path = tmp_path / "cut.ckpt"
+    torch.save({"state_dict": tiny_checkpoint}, path, _use_new_zipfile_serialization=False)
+    path.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_malformed_config_metadata_is_a_clear_error(tmp_path, tiny_checkpoint):
+    from safetensors.torch import save_file
+
+    from syncdreamer_core.weights.checkpoint import CheckpointError, load_checkpoint
+
+    for text, message in (("{not json", "malformed 'syncdreamer_config' metadata"),
+                          ('{"num_heads": "eight"}', "bad num_heads")):
+        path = tmp_path / "edited.safetensors"
+        save_file(tiny_checkpoint, str(path), metadata={"syncdreamer_config": text})
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+
+
+def test_convert_checks_where_it_writes_before_reading(tmp_path, tiny_file, monkeypatch):
+    import syncdreamer_core.weights.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "read_state_dict", lambda *a: pytest.fail("read before checking the output"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="a-file is a file"):
+        checkpoint.convert_checkpoint(tiny_file, blocker / "out.safetensors")
+    with pytest.raises(ValueError, match="a-file is a file, not a folder"):
+        checkpoint.convert_checkpoint(tiny_file, blocker / "deeper" / "out.safetensors")
+    with pytest.raises(ValueError, match="255"):
+        checkpoint.convert_checkpoint(tiny_file, tmp_path / ("x" * 300 + ".safetensors"))
+    monkeypatch.setattr(checkpoint.os, "access", lambda *a: False)  # an unwritable folder (the tests run as root)
+    with pytest.raises(ValueError, match="permission denied"):
+        checkpoint.convert_checkpoint(tiny_file, tmp_path / "ro" / "out.safetensors")
+
+
+def test_a_conversion_never_replaces_one_that_finished_meanwhile(tmp_path, tiny_file, monkeypatch):
+    import safetensors.torch
+
+    from syncdreamer_core.weights.checkpoint import convert_checkpoint
+
+    target = tmp_path / "out.safetensors"
+    real_save = safetensors.torch.save_file
+
+    def racing_save(tensors, filename, metadata=None):
+        target.write_bytes(b"the other run's file")  # another conversion finished first
+        real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", racing_save)
+    with pytest.raises(ValueError, match="another conversion"):
+        convert_checkpoint(tiny_file, target)
+    assert target.read_bytes() == b"the other run's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([tiny_file.name, target.name])  # no temporary left
+
+
+def test_two_runs_cannot_claim_the_same_outputs(tmp_path):
+    from syncdreamer_core.outputs import OutputClaim, OutputError
+
+    paths = [tmp_path / "out" / "0.png", tmp_path / "out" / "input.png"]
+    with OutputClaim(paths) as first:
+        with pytest.raises(OutputError, match="already exists"), OutputClaim(paths):
+            pass
+        first.write(paths[0], lambda target: target.write_bytes(b"png"))
+    assert paths[0].read_bytes() == b"png" and not paths[1].exists()  # never written: released
+
+
+def test_generate_checks_ckpt_folders_and_output_parents(tmp_path, tiny_file, capsys):
+    from syncdreamer_core.cli import main
+
+    args = ["generate", "--input", str(EXAMPLES / "teapot.png"), "--elevation", "0"]
+    assert main([*args, "--ckpt", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    assert "is a folder; give the checkpoint file itself" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main([*args, "--ckpt", str(tiny_file), "--output", str(blocker / "sub")]) == 2
+    assert f"{blocker} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_second_generate_into_the_same_folder_fails_before_loading(tmp_path, tiny_file, capsys, monkeypatch):
+    import syncdreamer_core.pipeline as pipeline
+    from syncdreamer_core.cli import main
+    from syncdreamer_core.outputs import OutputClaim
+
+    output = tmp_path / "out"
+    loads = []
+    monkeypatch.setattr(pipeline.SyncDreamerPipeline, "from_checkpoint", lambda *a, **k: loads.append(1) or 1 / 0)
+    names = [output / n for n in ("0.png", "0-grid.png", "input.png")]
+    with OutputClaim(names):  # the first run holds its outputs
+        code = main(["generate", "--input", str(EXAMPLES / "teapot.png"), "--elevation", "0", "--ckpt", str(tiny_file),
+                     "--output", str(output)])
+    assert code == 2 and not loads and "already exists" in capsys.readouterr().err
+
+
+def test_save_mesh_refuses_a_prefix_too_long_for_a_file_name(host):
+    from comfy_stubs import MESH
+
+    vertices = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]])
+    faces = torch.tensor([[[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]]])
+    with pytest.raises(ValueError, match="255"):
+        run(host, "SyncDreamerSaveMesh", mesh=MESH(vertices, faces), filename_prefix="mesh/" + "m" * 260, format="glb")
+
+
+def test_every_generate_option_has_help_and_shows_its_default():
+    from syncdreamer_core.cli import build_parser
+
+    parser = build_parser()
+    generate = parser._subparsers._group_actions[0].choices["generate"]
+    text = generate.format_help()
+    for action in generate._actions:
+        if action.dest == "help":
+            continue
+        assert action.help, f"{action.option_strings} has no help"
+        if not action.required:
+            assert "default" in generate.formatter_class("x")._get_help_string(action), action.option_strings
+    assert "(default: 50)" in text and "(default: 6033)" in text

@@ -144,18 +144,19 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             f"{_describe(path)} is neither a safetensors file nor a PyTorch checkpoint (its first bytes are "
             f"{path.open('rb').read(8)!r}). {_redownload(path)}")
     try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=kind == "zip")
+        data = torch_load(path, kind, weights_only=True)
     except pickle.UnpicklingError as error:
-        found = _unsafe_globals(path)
+        found = _unsafe_globals(path, kind)
         if not found:
             raise CheckpointError(
                 f"{_describe(path)} could not be read ({_first_line(error)}). The file is probably truncated or "
                 f"corrupt (an interrupted download?). {_redownload(path)}") from None
         raise CheckpointError(
-            f"{_describe(path)} cannot be loaded safely: it needs to run pickled code, which this loader never "
-            f"does. It references: {', '.join(found[:8])}. If you trust where the file came from, convert it once "
-            f"with `python -m syncdreamer_core convert {path} --trust-pickled-code` and use the .safetensors it "
-            f"writes. (Reason: {_first_line(error)})") from None
+            f"{_describe(path)} is a complete PyTorch checkpoint, but it cannot be loaded safely: besides its "
+            f"weights it stores Python objects that only pickled code can rebuild ({', '.join(found[:8])}), and "
+            "this loader never runs pickled code. If you trust where the file came from, convert it once with "
+            f"`python -m syncdreamer_core convert {path} --trust-pickled-code`: that reads it with full unpickling, "
+            "keeps only the weights and writes a .safetensors file you load from then on.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError) as error:
         raise CheckpointError(
             f"{_describe(path)} could not be read: {_first_line(error)}. The file is probably truncated or "
@@ -163,11 +164,50 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return unwrap_state_dict(data, path), {}
 
 
-def _unsafe_globals(path: Path) -> list[str]:
+def torch_load(path: Path, kind: str, weights_only: bool = True):
+    """``torch.load`` of a pickled checkpoint whatever its name: torch hands any path ending
+    in '.safetensors' to safetensors, so a renamed pickle is read through a file handle."""
+    if path.name.endswith(".safetensors"):
+        with path.open("rb") as handle:
+            return torch.load(handle, map_location="cpu", weights_only=weights_only)
+    return torch.load(str(path), map_location="cpu", weights_only=weights_only, mmap=kind == "zip")
+
+
+#: Globals every PyTorch checkpoint references and weights-only loading accepts.
+_EXPECTED_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.")
+
+
+def _unsafe_globals(path: Path, kind: str) -> list[str]:
+    """The Python classes and functions a pickled checkpoint references beyond tensors,
+    read from its opcodes without running them (empty when it cannot be parsed)."""
+    if kind == "zip":
+        try:
+            return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        except Exception:  # noqa: BLE001 - only used to choose the message
+            return []
+    import pickletools
+
+    found: list[str] = []
     try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except Exception:  # noqa: BLE001 - only used to choose the message
+        with path.open("rb") as handle:
+            # The legacy format: pickles of the magic number, the protocol, system info, then
+            # the object itself (raw storage bytes follow).
+            for _ in range(4):
+                strings: list[str] = []
+                for opcode, argument, _ in pickletools.genops(handle):
+                    if opcode.name == "GLOBAL":
+                        name = str(argument).replace(" ", ".")
+                    elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        name = f"{strings[-2]}.{strings[-1]}"
+                    else:
+                        if isinstance(argument, str):
+                            strings.append(argument)
+                        continue
+                    if not name.startswith(_EXPECTED_GLOBALS) and name not in found:
+                        found.append(name)
+    except Exception:  # noqa: BLE001 - cut short: a truncated file, not one that needs code
         return []
+    return found
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -362,6 +402,19 @@ class LoadedCheckpoint:
         return CheckpointEncoders(self.vae, self.clip)
 
 
+def stored_num_heads(text: str, source: str) -> int | None:
+    """``num_heads`` from the configuration a conversion stores in the file's metadata."""
+    try:
+        value = json.loads(text).get("num_heads")
+    except (ValueError, AttributeError):
+        raise CheckpointError(f"{source} carries malformed '{CONFIG_METADATA_KEY}' metadata ({text[:60]!r}): it was "
+                              "edited or damaged; convert the original checkpoint again") from None
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise CheckpointError(f"{source} carries a bad num_heads ({value!r}) in its '{CONFIG_METADATA_KEY}' metadata; "
+                              "convert the original checkpoint again")
+    return value
+
+
 def resolve_dtype(dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
@@ -425,7 +478,7 @@ def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu"
             f"{', '.join(parts.unknown[:6])}"
         )
     if num_heads is None and CONFIG_METADATA_KEY in metadata:
-        num_heads = json.loads(metadata[CONFIG_METADATA_KEY]).get("num_heads")
+        num_heads = stored_num_heads(metadata[CONFIG_METADATA_KEY], name)
     config = infer_config(parts.network, num_heads)
     check_finite({**parts.network, **{VAE_PREFIX + k: v for k, v in parts.vae.items()},
                   **{CLIP_VISUAL_PREFIX + k: v for k, v in parts.clip_visual.items()}}, name)
@@ -471,6 +524,10 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() != ".safetensors":
         raise ValueError(f"the output must end in .safetensors, got {dst}")
+    from ..outputs import check_name, check_writable_folder
+
+    check_name(dst.name, "output name")
+    check_writable_folder(dst.parent, "output's folder")
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise ValueError(f"the output {dst} is the input file; choose another --output")
     if dst.exists() and not overwrite:
@@ -478,8 +535,7 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp
     if dst.is_dir():
         raise ValueError(f"the output {dst} is a folder; give a file name ending in .safetensors")
     if trust_pickled_code and src.is_file() and sniff_format(src) in ("zip", "pickle"):
-        data = torch.load(str(src), map_location="cpu", weights_only=False, mmap=sniff_format(src) == "zip")
-        state_dict = unwrap_state_dict(data, src)
+        state_dict = unwrap_state_dict(torch_load(src, sniff_format(src), weights_only=False), src)
     else:
         state_dict, _ = read_state_dict(src)
     parts = split_checkpoint(state_dict, str(src))
@@ -493,13 +549,16 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp
             continue
         keep_fp32 = key in NETWORK_BUFFERS or not value.is_floating_point()
         out[key] = value.to(torch.float32 if keep_fp32 else dtype).contiguous()
-    dst.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", CONFIG_METADATA_KEY: json.dumps(config.to_dict())}
     from safetensors.torch import save_file
 
-    save_file(out, str(dst), metadata=metadata)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(dst, 0o666 & ~umask)  # readable like any file the user writes, e.g. by ComfyUI's service user
+    from ..outputs import atomic_write
+
+    try:
+        # readable like any file the user writes (e.g. by ComfyUI's service user), complete or absent
+        atomic_write(dst, lambda target: save_file(out, str(target), metadata=metadata), replace=overwrite)
+    except FileExistsError:
+        raise ValueError(f"{dst} was written by another conversion while this one ran; keep that one, or pass "
+                         "--overwrite") from None
     return {"tensors": len(out), "dropped": len(parts.ignored), "bytes": dst.stat().st_size,
             "config": config.to_dict(), "dtype": dtype_name}
