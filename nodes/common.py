@@ -22,6 +22,11 @@ class NodeInputError(ValueError):
     """A node input with the wrong shape or value; the message says which and what was expected."""
 
 
+# ComfyUI names an error by its class's module and name; the pack's module path would show a
+# filesystem path ("/.../custom_nodes/ComfyUI-SyncDreamer.nodes.common.NodeInputError").
+NodeInputError.__module__ = "SyncDreamer"
+
+
 def schema(**fields) -> io.Schema:
     """``io.Schema`` without the fields this host's schema does not know yet (search
     aliases arrived after 0.3.x)."""

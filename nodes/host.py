@@ -35,6 +35,12 @@ class SyncDreamerComfyModel(torch.nn.Module):
     def process_latent_out(self, latent):
         return self.latent_format.process_out(latent)
 
+    def scale_latent_inpaint(self, sigma, noise, latent_image, **kwargs):
+        """The kept latent at noise level ``sigma``, for latents with a noise mask (ComfyUI's
+        inpainting step: masked-out views stay, the others are regenerated around them)."""
+        return self.model_sampling.noise_scaling(sigma.reshape([sigma.shape[0]] + [1] * (noise.ndim - 1)), noise,
+                                                 latent_image)
+
     def memory_required(self, input_shape, cond_shapes=None):
         # activations of one chunk of views with guidance, generously
         batch = input_shape[0] if input_shape else VIEW_COUNT
@@ -178,7 +184,7 @@ class HostEncoders:
 
         if isinstance(self.clip_vision, CoreClipVision):
             return clip_image_embedding(self.clip_vision.clip, pixels)
-        mm.load_model_gpu(self.clip_vision.patcher)
+        mm.load_models_gpu([self.clip_vision.patcher])
         values = clip_pixels(pixels).to(self.clip_vision.load_device, torch.float32)
         return self.clip_vision.model(pixel_values=values)[2].float().cpu()[:, None]
 
@@ -225,7 +231,29 @@ class SyncDreamerGuider:
         self.sigma_model = None
 
     def __call__(self, x, timestep, model_options=None, seed=None):
-        return self.sigma_model(x, timestep)
+        """The denoised prediction, as ComfyUI's samplers call a guider. Samplers that need
+        both predictions (the CFG++ family registers ``sampler_post_cfg_function``) and
+        ``sampler_cfg_function`` patches get them as ComfyUI defines the arguments."""
+        options = model_options or {}
+        post = options.get("sampler_post_cfg_function", [])
+        custom = options.get("sampler_cfg_function")
+        if not post and custom is None:
+            return self.sigma_model(x, timestep)
+        from syncdreamer_core.diffusion.denoiser import classifier_free_guidance
+
+        cond, uncond = self.sigma_model.denoise_both(x, timestep)
+        if custom is not None:
+            denoised = x - custom({"cond": x - cond, "uncond": x - uncond, "cond_scale": self.cfg, "timestep": timestep,
+                                   "input": x, "sigma": timestep, "cond_denoised": cond, "uncond_denoised": uncond,
+                                   "model": self.inner_model, "model_options": options, "input_cond": None,
+                                   "input_uncond": None})
+        else:
+            denoised = classifier_free_guidance(cond, uncond, self.cfg)
+        for function in post:
+            denoised = function({"denoised": denoised, "cond": None, "uncond": None, "cond_scale": self.cfg,
+                                 "model": self.inner_model, "uncond_denoised": uncond, "cond_denoised": cond,
+                                 "sigma": timestep, "model_options": options, "input": x})
+        return denoised
 
     def conditioning(self, instances: int, seed: int):
         from syncdreamer_core.conditioning import encode_conditioning
@@ -254,6 +282,11 @@ class SyncDreamerGuider:
                 f"{VIEW_COUNT}, got {noise.shape[0]}. Use 'SyncDreamer Empty Latent'.")
         seed = 0 if seed is None else int(seed)
         instances = noise.shape[0] // VIEW_COUNT
+        if denoise_mask is not None:
+            import comfy.sampler_helpers
+
+            # A LATENT's noise_mask: 1 where views are regenerated, 0 where the latent is kept.
+            denoise_mask = comfy.sampler_helpers.prepare_mask(denoise_mask, noise.shape, torch.device("cpu")).float()
         cond = self.conditioning(instances, seed)
         model = self.syncdreamer.load_to_device()
         device = model.network.device
@@ -272,9 +305,11 @@ class SyncDreamerGuider:
                 if callback is not None:
                     def step_callback(i, x0, x, total, n=n):
                         callback(n * steps + i, x0, x, instances * steps)
-                mask = denoise_mask[rows] if denoise_mask is not None else None
+                mask = denoise_mask[rows].to(device) if denoise_mask is not None else None
                 samples = sampler.sample(self, sigmas.to(device), extra_args, step_callback, noise[rows].to(device),
                                          latent, mask, disable_pbar)
+                if mask is not None:  # kept exactly, also by samplers that stop short of sigma 0 (DDIM)
+                    samples = samples * mask + latent * (1 - mask)
                 results.append(samples.float().cpu())
         finally:
             self.sigma_model = None

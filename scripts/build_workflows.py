@@ -42,20 +42,14 @@ TEAPOT = "syncdreamer_teapot.png"
 SKETCH = "syncdreamer_sketch_mug.png"
 
 MODELS_NOTE = (
-    "### Model to download\n"
-    f"**{CKPT}** (5.3 GB, the official SyncDreamer checkpoint): [{CKPT_URL}]({CKPT_URL}), linked from "
-    "github.com/liuyuan-pal/SyncDreamer. Put it in **`ComfyUI/models/syncdreamer/`** and press R (refresh). "
-    "It carries its own VAE and CLIP image encoder: nothing else is needed for this graph.\n"
+    f"\n**Model:** `{CKPT}` (5.3 GB, the official checkpoint, linked from github.com/liuyuan-pal/SyncDreamer: "
+    f"[Google Drive]({CKPT_URL})) goes in `ComfyUI/models/syncdreamer/`; then press R. It carries its own VAE "
+    "and CLIP image encoder.\n"
 )
-SD_NOTE = (
-    f"\n**{SD15}** (optional, Stable Diffusion 1.5, 2 GB): [{SD15_URL}]({SD15_URL}), in "
-    "**`ComfyUI/models/checkpoints/`**: it draws the object this graph lifts to 3D.\n"
-)
+SD_NOTE = f"\n**Stable Diffusion 1.5:** `{SD15}` in `ComfyUI/models/checkpoints/` (offered for download).\n"
 MESH_NOTE = (
-    "\n### The 3D result\n"
-    "**Save 3D Model** (ComfyUI's own) writes the textured GLB on ComfyUI 0.27+ (0.3.x saves geometry only); "
-    "**SyncDreamer Save Mesh** writes GLB/OBJ/PLY with the texture on every version and feeds **Preview 3D**. "
-    "The turntable is saved as an animated WEBP.\n"
+    "\n**3D result:** Save 3D Model writes the textured GLB (ComfyUI 0.27+); SyncDreamer Save Mesh writes "
+    "GLB/OBJ/PLY on any version and feeds Preview 3D.\n"
 )
 
 
@@ -77,8 +71,9 @@ class Chain:
         self.prepare = Node(next(i), "SyncDreamerPrepareImage", {"crop_size": crop_size,
                                                                  "mask_is_background": mask_is_background})
         self.elevation = Node(next(i), "SyncDreamerElevation", {"degrees": elevation})
-        self.loader = Node(next(i), "SyncDreamerCheckpointLoader", {"ckpt_name": CKPT, "dtype": "auto"},
-                           models=[{"name": CKPT, "url": CKPT_URL, "directory": "syncdreamer"}])
+        # No download entry: the frontend only downloads from Hugging Face or Civitai, the
+        # checkpoint is on Google Drive; the note names the file, its folder and its source.
+        self.loader = Node(next(i), "SyncDreamerCheckpointLoader", {"ckpt_name": CKPT, "dtype": "auto"})
         self.sampler = Node(next(i), "SyncDreamerSampler", sampler_widgets(batch_size), title=sampler_title)
         self.decode = Node(next(i), "VAEDecode")
         self.grid = Node(next(i), "SyncDreamerComposeViews", {"layout": "grid"}, title="Views as 4x4 grid")
@@ -124,33 +119,33 @@ class Chain:
             (self.turntable.id, 0, self.webp.id, "images"),
         ]
 
-    def generate_group(self, title: str = "2. Generate the 16 views") -> Group:
-        return Group(title, [[self.loader], [self.sampler], [self.decode, self.grid, self.strip],
-                             [self.preview, self.save_views]], color="#8A8")
+    def input_group(self, intro: Node, sources: list[Node], title: str = "1. Input") -> Group:
+        """The start: the note, the input and its preparation."""
+        return Group(title, [[intro], [*sources, self.prepare, self.elevation]], color="#444")
 
-    def prepare_group(self, title: str = "1b. Prepare the input") -> Group:
-        return Group(title, [[self.prepare, self.elevation]], color="#b58b2a")
+    def generate_group(self, title: str = "2. Generate the 16 views", prepare: bool = False) -> Group:
+        first = [self.prepare, self.elevation] if prepare else []
+        return Group(title, [[*first, self.loader], [self.sampler], [self.decode, self.grid, self.strip],
+                             [self.preview, self.save_views]], color="#8A8")
 
     def mesh_group(self, title: str = "3. Textured mesh") -> Group:
         return Group(title, [[self.recon], [self.save_glb, self.save_mesh], [self.preview3d], [self.turntable, self.webp]],
                      color="#a1309b")
 
 
-def note(node_id: int, title: str, text: str, height: int = 560) -> Node:
-    return Node(node_id, "MarkdownNote", title=title, size=(420, height), text=text)
+def note(node_id: int, title: str, text: str, height: int = 440) -> Node:
+    return Node(node_id, "MarkdownNote", title=title, size=(360, height), text=text)
 
 
 def image_to_3d() -> Graph:
     load = Node(1, "LoadImage", {"image": TEAPOT})
     chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=True)
     intro = note(90, "Image to 3D: start here", (
-        "Load an RGBA image of one object (its alpha is the object mask; LoadImage's MASK is 1 on the background, "
-        "hence `mask_is_background` on) and press **Queue**.\n\n"
-        "- **elevation**: the angle you looked down at the object from (a rough value in [-10, 40] is enough; "
-        "this teapot was photographed level, 0).\n- **crop_size**: the object's size in the 256x256 input (200 for "
-        "most objects, 180 or 150 for wide ones).\n\n" + MODELS_NOTE + MESH_NOTE))
-    groups = [Group("1. Input", [[load], [intro]], color="#444"), chain.prepare_group(), chain.generate_group(),
-              chain.mesh_group()]
+        "Load an image of one object (RGBA, or a photo on plain white, e.g. a JPEG) and press **Run**.\n\n"
+        "- **elevation**: how far above the object you looked from, in degrees ([-10, 40]; this teapot: 0).\n"
+        "- **crop_size**: the object's size in the 256x256 input (200; 150-180 for wide objects).\n"
+        + MODELS_NOTE + MESH_NOTE))
+    groups = [chain.input_group(intro, [load]), chain.generate_group(), chain.mesh_group()]
     links = chain.sampling_links((1, 0), (1, 1)) + chain.mesh_links((chain.decode.id, 0))
     return Graph(groups, links)
 
@@ -161,14 +156,13 @@ def image_to_3d_background_removal() -> Graph:
                    models=[{"name": BIREFNET, "url": BIREFNET_URL, "directory": "background_removal"}])
     remove = Node(3, "RemoveBackground")
     chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=False)
-    intro = note(90, "Photo to 3D with background removal", (
-        "For photos whose background is not transparent or white: ComfyUI's **Remove Background** (BiRefNet) "
-        "finds the object and its mask (1 = object, hence `mask_is_background` off) goes to Prepare Image. "
-        "Needs ComfyUI 0.27 or later.\n\n"
-        f"**{BIREFNET}** (BiRefNet): [{BIREFNET_URL}]({BIREFNET_URL}), in "
-        "**`ComfyUI/models/background_removal/`**.\n\n" + MODELS_NOTE + MESH_NOTE), height=640)
-    groups = [Group("1. Input and background removal", [[load], [intro], [remover, remove]], color="#444"),
-              chain.prepare_group(), chain.generate_group(), chain.mesh_group()]
+    intro = note(90, "Photo to 3D: start here", (
+        "For photos on any background: ComfyUI's **Remove Background** (BiRefNet) finds the object; its mask "
+        "(1 = object: `mask_is_background` off) goes to Prepare Image. Press **Run**.\n\n"
+        f"**BiRefNet:** `{BIREFNET}` in `ComfyUI/models/background_removal/` (offered for download).\n"
+        + MODELS_NOTE + MESH_NOTE))
+    groups = [chain.input_group(intro, [load, remover, remove], "1. Input and background removal"),
+              chain.generate_group(), chain.mesh_group()]
     links = [(2, 0, 3, "bg_removal_model"), (1, 0, 3, "image")]
     links += chain.sampling_links((1, 0), (3, 0)) + chain.mesh_links((chain.decode.id, 0))
     return Graph(groups, links)
@@ -179,8 +173,8 @@ def sd_front(first_id: int, prompt: str, negative: str, img2img: bool):
     nodes = {
         "ckpt": Node(next(i), "CheckpointLoaderSimple", {"ckpt_name": SD15},
                      models=[{"name": SD15, "url": SD15_URL, "directory": "checkpoints"}]),
-        "prompt": Node(next(i), "CLIPTextEncode", {"text": prompt}, title="Prompt", size=(380, 200)),
-        "negative": Node(next(i), "CLIPTextEncode", {"text": negative}, title="Negative prompt", size=(380, 200)),
+        "prompt": Node(next(i), "CLIPTextEncode", {"text": prompt}, title="Prompt", size=(300, 150)),
+        "negative": Node(next(i), "CLIPTextEncode", {"text": negative}, title="Negative prompt", size=(300, 150)),
     }
     if img2img:
         nodes["latent"] = Node(next(i), "VAEEncode")
@@ -208,15 +202,14 @@ def text_to_3d() -> Graph:
                            "dark background", img2img=False)
     chain = Chain(20, elevation=10.0, crop_size=200, mask_is_background=False)
     intro = note(90, "Text to 3D: start here", (
-        "Stable Diffusion 1.5 draws the object on white; a white-background threshold finds it (swap in any "
-        "background-removal node for harder images: connect its object mask with `mask_is_background` off). "
-        "SD renders are usually seen slightly from above: elevation 10-20.\n\n" + MODELS_NOTE + SD_NOTE + MESH_NOTE),
-        height=640)
+        "Stable Diffusion 1.5 draws the object on white, White Background Mask finds it, SyncDreamer lifts it to "
+        "3D. Edit the prompt and press **Run**. SD draws objects seen slightly from above: elevation 10-20.\n"
+        + SD_NOTE + MODELS_NOTE + MESH_NOTE))
     groups = [Group("1. Stable Diffusion draws the object", [[intro], [n["ckpt"], n["latent"]],
                                                               [n["prompt"], n["negative"]],
                                                               [n["ksampler"], n["decode"], n["mask"]], [n["show"]]],
                     color="#444"),
-              chain.prepare_group("1b. Prepare"), chain.generate_group(), chain.mesh_group()]
+              chain.generate_group(prepare=True), chain.mesh_group()]
     links += chain.sampling_links((n["decode"].id, 0), (n["mask"].id, 0)) + chain.mesh_links((chain.decode.id, 0))
     return Graph(groups, links)
 
@@ -228,15 +221,14 @@ def sketch_to_3d() -> Graph:
     links += [(1, 0, n["latent"].id, "pixels"), (n["ckpt"].id, 2, n["latent"].id, "vae")]
     chain = Chain(20, elevation=10.0, crop_size=200, mask_is_background=False)
     intro = note(90, "Sketch to 3D: start here", (
-        "A sketch or cartoon is turned into a rendered-looking object by Stable Diffusion img2img (`denoise` 0.5-0.7 "
-        "keeps the shape; lower keeps more of the drawing), then lifted to 3D. For more control over the shape add a "
-        "**ControlNet scribble** (Apply ControlNet with control_v11p_sd15_scribble) between the prompts and the "
-        "KSampler, and start from an empty latent.\n\n" + MODELS_NOTE + SD_NOTE + MESH_NOTE), height=700)
-    groups = [Group("1. Stable Diffusion cleans the sketch", [[load], [intro], [n["ckpt"], n["latent"]],
+        "Stable Diffusion img2img turns a sketch into a rendered object (`denoise` 0.5-0.7 keeps the shape), then "
+        "SyncDreamer lifts it to 3D. Press **Run**. For tighter shapes add a ControlNet scribble before the "
+        "KSampler.\n" + SD_NOTE + MODELS_NOTE + MESH_NOTE))
+    groups = [Group("1. Stable Diffusion cleans the sketch", [[intro], [load], [n["ckpt"], n["latent"]],
                                                                [n["prompt"], n["negative"]],
                                                                [n["ksampler"], n["decode"], n["mask"]], [n["show"]]],
                     color="#444"),
-              chain.prepare_group("1b. Prepare"), chain.generate_group(), chain.mesh_group()]
+              chain.generate_group(prepare=True), chain.mesh_group()]
     links += chain.sampling_links((n["decode"].id, 0), (n["mask"].id, 0)) + chain.mesh_links((chain.decode.id, 0))
     return Graph(groups, links)
 
@@ -247,12 +239,11 @@ def candidates() -> Graph:
     rank = Node(40, "SyncDreamerRankCandidates")
     ranked = Node(41, "SyncDreamerComposeViews", {"layout": "grid"}, title="Ranked candidates (best first)")
     show_ranked = Node(42, "PreviewImage", title="All candidates, best first")
-    intro = note(90, "Candidates: start here", (
-        "SyncDreamer does not always succeed: this graph generates four candidates at once (`batch_size` 4: four "
-        "independent sets of 16 views), **Rank Candidates** scores how consistent each set is as one 3D object and "
-        "the best one is meshed. Candidate k is exactly the single run with seed + k, so any of them can be "
-        "re-generated alone.\n\n" + MODELS_NOTE + MESH_NOTE), height=600)
-    groups = [Group("1. Input", [[load], [intro]], color="#444"), chain.prepare_group(), chain.generate_group(),
+    intro = note(90, "Best of 4: start here", (
+        "Four candidates at once (`batch_size` 4); **Rank Candidates** scores how consistent each set of 16 views "
+        "is and the best is meshed. Candidate k is the single run with seed + k. Press **Run**.\n"
+        + MODELS_NOTE + MESH_NOTE))
+    groups = [chain.input_group(intro, [load]), chain.generate_group(),
               Group("2b. Pick the most consistent candidate", [[rank, ranked], [show_ranked]], color="#b06634"),
               chain.mesh_group()]
     links = chain.sampling_links((1, 0), (1, 1)) + [
@@ -270,12 +261,10 @@ def elevation_refinement() -> Graph:
     second = Chain(50, elevation=0.0, crop_size=180, mask_is_background=True,
                    sampler_title="SyncDreamer Sampler (estimated elevation)")
     intro = note(90, "Elevation refinement: start here", (
-        "Not sure of the photo's elevation? Generate once with a guess, let **Estimate Elevation** compare the "
-        "silhouettes of the 16 generated views with the input, and generate again with the estimate. The preview "
-        "outlines the best-matching silhouette; `min_confidence` keeps the guess when the estimate is unclear.\n\n"
-        + MODELS_NOTE + MESH_NOTE), height=620)
-    groups = [Group("1. Input", [[load], [intro]], color="#444"), first.prepare_group(),
-              first.generate_group("2. First guess"),
+        "Unsure of the elevation? Generate with a guess; **Estimate Elevation** compares the views' silhouettes with "
+        "the input, and the second sampler uses its estimate (`min_confidence` keeps the guess when unsure). "
+        "Press **Run**.\n" + MODELS_NOTE + MESH_NOTE))
+    groups = [first.input_group(intro, [load]), first.generate_group("2. First guess"),
               Group("3. Estimate the elevation", [[estimate, overlay]], color="#b06634"),
               Group("4. Generate again", [[second.sampler], [second.decode, second.grid], [second.preview]], color="#8A8"),
               second.mesh_group("5. Textured mesh")]

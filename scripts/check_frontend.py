@@ -1,7 +1,8 @@
-"""Opens every shipped workflow in the real ComfyUI frontend (headless Chromium) and
-reports what a user would see: node types the frontend does not know, nodes that overlap
-once the frontend has sized them, and whether the saved view shows the start of the graph.
-Saves a screenshot of each.
+"""Opens every shipped workflow the way a user does, through the real frontend's template
+browser (headless Chromium, a 1600x900 window), and reports what they see: the zoom the
+graph opens at, the dialogs and notifications shown, node types the frontend does not
+know, nodes that overlap once the frontend has sized them, and templates listed on a host
+that cannot run them. Saves a screenshot of each.
 
     python scripts/check_frontend.py --server 127.0.0.1:8188 --out output/frontend
 
@@ -12,6 +13,7 @@ Exits 1 when a workflow has a problem.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -33,28 +35,68 @@ READ_GRAPH = """() => {
 }"""
 
 
+MESSAGES = """() => Array.from(document.querySelectorAll('.p-toast-message, .p-dialog'))
+    .map(e => e.innerText.trim().replace(/\\s+/g, ' ').slice(0, 300)).filter(t => t)"""
+
+
+def open_template(page, title: str) -> None:
+    """Template browser -> search -> click the card, as a user does."""
+    page.keyboard.press("Escape")
+    page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    page.wait_for_timeout(1500)
+    page.get_by_placeholder("Search").first.fill(title)
+    page.wait_for_timeout(1500)
+    page.get_by_text(title, exact=True).first.click()
+    page.wait_for_timeout(3000)
+
+
+def listed_templates(page, pack: str) -> list[str]:
+    return page.evaluate("(pack) => fetch('/api/workflow_templates').then(r => r.json()).then(l => l[pack] || [])", pack)
+
+
 def check(page, title: str, ui: dict, out: Path) -> list[str]:
     import workflow_tools as W
 
-    page.evaluate("async (graph) => { await window.app.loadGraphData(graph, true, true, 'check'); }", ui)
-    page.wait_for_timeout(1500)
+    open_template(page, title)
     state = page.evaluate(READ_GRAPH)
+    messages = page.evaluate(MESSAGES)
     problems = [f"unknown node type {n['type']}" for n in state["nodes"] if not n["known"]]
-    boxes = {n["id"]: (n["pos"][0], n["pos"][1] - 30, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+    if len(state["nodes"]) != len(ui["nodes"]):
+        problems.append(f"the canvas holds {len(state['nodes'])} nodes, the workflow {len(ui['nodes'])}")
+    boxes = {n["id"]: (n["pos"][0], n["pos"][1] - W.TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
              for n in state["nodes"]}
     problems += [f"nodes {a} and {b} overlap" for a, b in W.overlaps(ui, boxes)]
-    start = [n for n in state["nodes"] if n["type"] in ("MarkdownNote", "LoadImage", "CheckpointLoaderSimple")]
-    for node in start[:2]:
-        x = (node["pos"][0] + state["offset"][0]) * state["scale"]
-        y = (node["pos"][1] + state["offset"][1]) * state["scale"]
-        if not (0 <= x < state["width"] and 0 <= y < state["height"]):
-            problems.append(f"{node['type']} is off screen at start ({x:.0f}, {y:.0f})")
+    if state["scale"] < W.READABLE_ZOOM - 0.01:
+        problems.append(f"opens at {state['scale']:.0%} zoom, below the readable {W.READABLE_ZOOM:.0%}")
+    # A missing model file is reported honestly (the user has not downloaded it yet); anything else is a problem.
+    problems += [f"message: {m}" for m in messages if "missing" not in m.lower() or "allowed" in m.lower()]
     page.screenshot(path=str(out / f"{title}.png"))
     grown = [n["type"] for n in state["nodes"]
              if any(n["size"][i] > next(u for u in ui["nodes"] if u["id"] == n["id"])["size"][i] + 1 for i in (0, 1))]
-    print(json.dumps({"workflow": title, "nodes": len(state["nodes"]), "grown_by_the_frontend": grown,
-                      "problems": problems}))
+    print(json.dumps({"workflow": title, "zoom": round(state["scale"], 3), "nodes": len(state["nodes"]),
+                      "messages": messages, "grown_by_the_frontend": grown, "problems": problems}))
     return problems
+
+
+@contextlib.contextmanager
+def open_frontend(server: str, chromium: str = "/usr/bin/chromium"):
+    """(page, ComfyUI version) of the frontend at ``server`` in headless Chromium, 1600x900."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(f"http://{server}/", wait_until="networkidle")
+            page.wait_for_function("() => window.app && window.app.graph", timeout=60000)
+            page.wait_for_timeout(3000)
+            version = page.evaluate(
+                "() => fetch('/system_stats').then(r => r.json()).then(s => s.system.comfyui_version)")
+            yield page, version
+        finally:
+            browser.close()
 
 
 def main() -> int:
@@ -62,28 +104,26 @@ def main() -> int:
     parser.add_argument("--server", default="127.0.0.1:8188")
     parser.add_argument("--out", type=Path, default=Path("output/frontend"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--pack", default="ComfyUI-SyncDreamer", help="the pack's folder name in custom_nodes")
     args = parser.parse_args()
     import build_workflows as B
-    from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
     failed = False
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1600, "height": 900})
-        page.goto(f"http://{args.server}/", wait_until="networkidle")
-        page.wait_for_function("() => window.app && window.app.graph", timeout=60000)
-        page.wait_for_timeout(3000)
-        page.keyboard.press("Escape")  # the template browser a new user is greeted with
-        version = page.evaluate("() => fetch('/system_stats').then(r => r.json()).then(s => s.system.comfyui_version)")
+    with open_frontend(args.server, args.chromium) as (page, version):
+        listed = listed_templates(page, args.pack)
         for title, _, hosts in B.WORKFLOWS.values():
             if version not in hosts:
+                if title in listed:
+                    print(json.dumps({"workflow": title, "problems": [f"listed on {version}, where it cannot run"]}))
+                    failed = True
+                continue
+            if title not in listed:
+                print(json.dumps({"workflow": title, "problems": [f"not listed on {version}"]}))
+                failed = True
                 continue
             ui = json.loads((ROOT / "example_workflows" / f"{title}.json").read_text())
             failed |= bool(check(page, title, ui, args.out))
-        browser.close()
     return 1 if failed else 0
 
 

@@ -191,56 +191,162 @@ class Graph:
     groups: list[Group]
     #: (from node id, output index, to node id, input name)
     links: list[tuple[int, int, int, str]]
-    #: Canvas zoom of the saved view.
-    scale: float = 1.0
 
     @property
     def nodes(self) -> list[Node]:
         return [n for g in self.groups for column in g.columns for n in column]
 
 
-#: Fixed sizes of nodes that show a picture or a viewer.
-VIEW_SIZES = {"LoadImage": (340, 420), "PreviewImage": (440, 470), "SaveImage": (440, 330), "Preview3D": (480, 540),
-              "SaveAnimatedWEBP": (380, 470), "SaveGLB": (380, 420)}
-NODE_WIDTH = 340
-GAP = 40
-GROUP_PAD = (24, 64)  # x, and y below the group title
+#: Sizes of nodes that show a picture or a viewer (the frontend lets them be any size).
+VIEW_SIZES = {"LoadImage": (290, 320), "PreviewImage": (300, 320), "SaveImage": (300, 180), "Preview3D": (320, 320),
+              "SaveAnimatedWEBP": (290, 300), "SaveGLB": (300, 320)}
+#: Space between nodes: vertically it holds the next node's title bar.
+GAP_X, GAP_Y = 24, 40
+TITLE_HEIGHT = 30
+GROUP_PAD = (16, 68)  # x, and y from the group's top to the first node (the group title, then the node's)
+GROUP_GAP = 24
+#: The window a template is opened in, and the share of it the frontend fits the graph into.
+WINDOW = (1600, 900)
+FIT_SHARE = 0.75
+#: Smallest canvas zoom at which the notes and widgets are readable.
+READABLE_ZOOM = 0.57
 
 
-def estimate_size(node: Node, definition: dict | None) -> tuple[float, float]:
-    """A size at least as large as the frontend draws the node (title, slots, widgets)."""
+def frontend_sizes() -> dict[str, tuple[int, int]]:
+    """The size each tested frontend gives a new node of each type (the larger of them)."""
+    sizes: dict[str, tuple[int, int]] = {}
+    for path in sorted(DATA.glob("frontend_sizes_*.json")):
+        for node_type, (w, h) in json.loads(path.read_text())["sizes"].items():
+            old = sizes.get(node_type, (0, 0))
+            sizes[node_type] = (max(old[0], w), max(old[1], h))
+    return sizes
+
+
+def estimate_size(node: Node, definition: dict | None = None) -> tuple[float, float]:
+    """The node's size: its own, a picture node's chosen one, else the frontend's minimum."""
     if node.size:
         return node.size
     if node.type in VIEW_SIZES:
         return VIEW_SIZES[node.type]
-    inputs = _inputs(definition)
-    widgets = sum(1 for _, spec, _ in inputs if is_widget(spec))
-    sockets = sum(1 for _, spec, _ in inputs if not is_widget(spec))
-    slots = max(sockets, len(definition["output"]))
-    return NODE_WIDTH, 46 + 26 * slots + 30 * widgets + 20
+    sizes = frontend_sizes()
+    if node.type not in sizes:
+        raise KeyError(f"no recorded frontend size for {node.type}: run scripts/record_frontend_sizes.py")
+    return sizes[node.type]
+
+
+def fitted_zoom(width: float, height: float, window: tuple[int, int] = WINDOW) -> float:
+    """The zoom the frontend opens a template at: it fits the nodes' bounding box into
+    ``FIT_SHARE`` of the window (``LGraphCanvas.ds.fitToBounds``)."""
+    return FIT_SHARE * min(window[0] / max(width, 300), window[1] / max(height, 300))
+
+
+def _columns(nodes: list[Node], count: int) -> list[list[Node]]:
+    """``nodes`` in order, cut into ``count`` columns with the shortest tallest column."""
+    heights = [n.size[1] for n in nodes]
+
+    def cut(limit: float) -> list[list[Node]] | None:
+        columns, height = [[]], 0.0
+        for node, h in zip(nodes, heights, strict=True):
+            if columns[-1] and height + GAP_Y + h > limit:
+                columns.append([])
+                height = 0.0
+            height += h + (GAP_Y if len(columns[-1]) else 0)
+            columns[-1].append(node)
+        return columns if len(columns) <= count else None
+
+    candidates = sorted({sum(heights[i:j]) + GAP_Y * (j - i - 1) for i in range(len(nodes))
+                         for j in range(i + 1, len(nodes) + 1)})
+    return next(c for c in (cut(limit) for limit in candidates) if c is not None)
+
+
+def _extent(columns: list[list[Node]]) -> tuple[float, float]:
+    width = sum(max(n.size[0] for n in column) for column in columns) + GAP_X * (len(columns) - 1)
+    height = max(sum(n.size[1] for n in column) + GAP_Y * (len(column) - 1) for column in columns)
+    return width + 2 * GROUP_PAD[0], height + GROUP_PAD[1] + GROUP_PAD[0]
+
+
+def _arrangements(group: Group) -> list[list[list[Node]]]:
+    """Ways to stand a group's nodes (in reading order) in 1..n columns, the author's first."""
+    nodes = [n for column in group.columns for n in column]
+    found = [group.columns] + [_columns(nodes, k) for k in range(1, len(nodes) + 1)]
+    unique, seen = [], set()
+    for columns in found:
+        key = tuple(len(c) for c in columns)
+        if key not in seen:
+            seen.add(key)
+            unique.append(columns)
+    return unique
+
+
+def _plan(groups: list[Group]) -> list[list[tuple[int, list[list[Node]]]]]:
+    """Rows of (group index, columns): groups in order, each arranged and the rows split so
+    the frontend fits the whole graph at the largest zoom."""
+    options = [[(columns, _extent(columns)) for columns in _arrangements(g)] for g in groups]
+    best, best_zoom = None, -1.0
+    count = len(groups)
+    for mask in range(1 << (count - 1)):
+        rows, current = [], [0]
+        for i in range(1, count):
+            if mask >> (i - 1) & 1:
+                rows.append(current)
+                current = []
+            current.append(i)
+        rows.append(current)
+        for height_cap in sorted({e[1] for opts in options for _, e in opts}):
+            # every group takes its narrowest arrangement no taller than the cap
+            chosen = {}
+            for i in range(count):
+                fitting = [o for o in options[i] if o[1][1] <= height_cap]
+                if not fitting:
+                    break
+                chosen[i] = min(fitting, key=lambda o: (o[1][0], o[1][1]))
+            else:
+                width = max(sum(chosen[i][1][0] for i in row) + GROUP_GAP * (len(row) - 1) for row in rows)
+                height = sum(max(chosen[i][1][1] for i in row) for row in rows) + GROUP_GAP * (len(rows) - 1)
+                zoom = fitted_zoom(width, height)
+                if zoom > best_zoom + 1e-9:
+                    best_zoom, best = zoom, [[(i, chosen[i][0]) for i in row] for row in rows]
+    return best
 
 
 def layout(graph: Graph, definitions: dict) -> list[dict]:
-    """Place groups left to right and nodes top to bottom in their columns; returns the
-    UI group entries."""
-    groups, x = [], 0.0
-    for group in graph.groups:
-        left, column_x, bottom = x, x + GROUP_PAD[0], 0.0
-        for column in group.columns:
-            y, width = GROUP_PAD[1], 0.0
-            for node in column:
-                definition = definitions.get(node.type)
-                node.size = estimate_size(node, definition)
-                node.pos = (column_x, y)
-                y += node.size[1] + GAP
-                width = max(width, node.size[0])
-            bottom = max(bottom, y - GAP)
-            column_x += width + GAP
-        right = column_x - GAP + GROUP_PAD[0]
-        groups.append({"title": group.title, "bounding": [left, 0, right - left, bottom + GROUP_PAD[0]],
-                       "color": group.color, "font_size": 24, "flags": {}})
-        x = right + 2 * GAP
-    return groups
+    """Groups read left to right and top to bottom: the rows and each group's columns are
+    chosen so the whole graph fits the window at the largest zoom (nodes keep their reading
+    order). Returns the UI group entries."""
+    for node in graph.nodes:
+        node.size = estimate_size(node, definitions.get(node.type))
+    groups, top = [], 0.0
+    for row in _plan(graph.groups):
+        left, row_height = 0.0, 0.0
+        for i, columns in row:
+            group = graph.groups[i]
+            group.columns = columns
+            width, height = _extent(columns)
+            column_x = left + GROUP_PAD[0]
+            for column in columns:
+                y = top + GROUP_PAD[1]
+                for node in column:
+                    node.pos = (column_x, y)
+                    y += node.size[1] + GAP_Y
+                column_x += max(n.size[0] for n in column) + GAP_X
+            groups.append({"title": group.title, "bounding": [left, top, width, height], "color": group.color,
+                           "font_size": 24, "flags": {}})
+            left += width + GROUP_GAP
+            row_height = max(row_height, height)
+        top += row_height + GROUP_GAP
+    order = {g.title: k for k, g in enumerate(graph.groups)}
+    return sorted(groups, key=lambda g: order[g["title"]])
+
+
+def node_bounds(ui: dict) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) around every node, title bars included: what the frontend fits."""
+    boxes = rectangles(ui).values()
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def template_zoom(ui: dict) -> float:
+    x0, y0, x1, y1 = node_bounds(ui)
+    return fitted_zoom(x1 - x0, y1 - y0)
 
 
 def build_ui(graph: Graph, definitions: dict) -> dict:
@@ -297,9 +403,13 @@ def build_ui(graph: Graph, definitions: dict) -> dict:
     for row in link_rows:
         dst_node = next(n for n in ui_nodes if n["id"] == row[3])
         row[4] = next(i for i, entry in enumerate(dst_node["inputs"]) if entry["name"] == row[4])
-    first = ui_groups[0]["bounding"]
-    # Clear of the frontend's side bar on the left and menu on top.
-    view = {"scale": graph.scale, "offset": [-first[0] + 100, -first[1] + 100]}
+    # The view a template opens with where the frontend keeps saved views: the whole graph.
+    ui = {"nodes": ui_nodes}
+    x0, y0, x1, y1 = node_bounds(ui)
+    scale = fitted_zoom(x1 - x0, y1 - y0)
+    view = {"scale": round(scale, 4),
+            "offset": [round(-x0 - (x1 - x0) / 2 + WINDOW[0] / scale / 2, 1),
+                       round(-y0 - (y1 - y0) / 2 + WINDOW[1] / scale / 2, 1)]}
     return {"last_node_id": max(n["id"] for n in ui_nodes), "last_link_id": len(link_rows), "nodes": ui_nodes,
             "links": link_rows, "groups": ui_groups, "config": {}, "extra": {"ds": view}, "version": 0.4}
 
@@ -430,8 +540,7 @@ def validate_ui(ui: dict, definitions: dict) -> list[str]:
 
 def rectangles(ui: dict) -> dict[int, tuple[float, float, float, float]]:
     """Node id -> (x0, y0, x1, y1), the title bar (drawn above ``pos``) included."""
-    title = 30
-    return {n["id"]: (n["pos"][0], n["pos"][1] - title, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+    return {n["id"]: (n["pos"][0], n["pos"][1] - TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
             for n in ui["nodes"]}
 
 

@@ -267,7 +267,14 @@ class KSAMPLER:
                disable_pbar=False):
         ms = model_wrap.inner_model.model_sampling
         max_denoise = math.isclose(float(ms.sigma_max), float(sigmas[0]), rel_tol=1e-5) or float(sigmas[0]) > float(ms.sigma_max)
-        model_k = lambda x, sigma, **kw: model_wrap(x, sigma, model_options=kw.get("model_options", {}), seed=kw.get("seed"))  # noqa: E731
+
+        def model_k(x, sigma, **kw):  # the host's KSamplerX0Inpaint
+            if denoise_mask is not None:
+                kept = model_wrap.inner_model.scale_latent_inpaint(x=x, sigma=sigma, noise=noise, latent_image=latent_image)
+                x = x * denoise_mask + kept * (1 - denoise_mask)
+            out = model_wrap(x, sigma, model_options=kw.get("model_options", {}), seed=kw.get("seed"))
+            return out if denoise_mask is None else out * denoise_mask + latent_image * (1 - denoise_mask)
+
         x = ms.noise_scaling(sigmas[0], noise, latent_image, max_denoise)
         total = len(sigmas) - 1
         k_callback = (lambda d: callback(d["i"], d["denoised"], d["x"], total)) if callback else None
@@ -291,6 +298,14 @@ def sample_euler_ancestral(model, x, sigmas, extra_args=None, callback=None, dis
         if sigmas[i + 1] > 0:
             x = x + torch.randn(x.shape, generator=generator) * sigma_up
     return x
+
+
+def prepare_mask(noise_mask, shape, device):
+    """The host's mask preparation: to the latent's size, repeated over channels and batch."""
+    mask = torch.nn.functional.interpolate(noise_mask.reshape(-1, 1, *noise_mask.shape[-2:]), size=shape[2:],
+                                           mode="bilinear")
+    mask = mask.repeat(1, shape[1], 1, 1)
+    return mask.repeat((shape[0] + mask.shape[0] - 1) // mask.shape[0], 1, 1, 1)[:shape[0]].to(device)
 
 
 def ddim_uniform(model_sampling, steps):
@@ -392,6 +407,7 @@ def install(tmp_path: Path, with_mesh_type: bool = True):
         "comfy.model_management": mm,
         "comfy.samplers": samplers,
         "comfy.utils": _module("comfy.utils", ProgressBar=ProgressBar),
+        "comfy.sampler_helpers": _module("comfy.sampler_helpers", prepare_mask=prepare_mask),
         "comfy.model_patcher": _module("comfy.model_patcher", ModelPatcher=ModelPatcher),
         "comfy.latent_formats": _module("comfy.latent_formats", SD15=SD15),
         "comfy.sd": _module("comfy.sd", VAE=no_comfy_vae),

@@ -52,18 +52,50 @@ def test_no_two_nodes_overlap_and_every_node_sits_in_a_titled_group(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_saved_view_shows_the_start_note_and_the_first_input(name):
+def test_the_whole_graph_fitted_to_a_1600x900_window_is_readable(name):
+    """Today's frontend opens a template by fitting every node into 75 % of the window
+    (it ignores the saved view): at 1600x900 the zoom must leave text readable (57 %)."""
     ui = load(name)
-    view = ui["extra"]["ds"]
-    screen = (1280, 720)
+    x0, y0, x1, y1 = W.node_bounds(ui)
+    zoom = W.template_zoom(ui)
+    print(f"{name}: {x1 - x0:.0f} x {y1 - y0:.0f} canvas units, fitted zoom {zoom:.3f}")
+    assert zoom >= W.READABLE_ZOOM
+    assert abs(ui["extra"]["ds"]["scale"] - zoom) < 1e-3  # frontends that keep saved views show the same
     note = next(n for n in ui["nodes"] if n["type"] == "MarkdownNote")
     assert "syncdreamer-pretrain.ckpt" in note["widgets_values"][0] and "models/syncdreamer" in note["widgets_values"][0]
-    first = [note] + [n for n in ui["nodes"] if n["type"] in ("LoadImage", "CheckpointLoaderSimple")][:1]
-    for node in first:
-        x = (node["pos"][0] + view["offset"][0]) * view["scale"]
-        y = (node["pos"][1] + view["offset"][1]) * view["scale"]
-        assert 0 <= x < screen[0] and 0 <= y < screen[1], node["type"]
-    assert 0.6 <= view["scale"] <= 1.2
+    assert note["pos"][0] == x0 and note["pos"][1] - W.TITLE_HEIGHT == y0  # the start note is the top-left node
+
+
+def test_the_fitted_zoom_follows_the_frontends_rule():
+    assert W.fitted_zoom(1600, 900) == pytest.approx(0.75)
+    assert W.fitted_zoom(6748, 928) == pytest.approx(0.75 * 1600 / 6748)  # one long row: 18 %
+    assert W.fitted_zoom(100, 100) == pytest.approx(0.75 * 900 / 300)  # the frontend's 300-unit minimum
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notes_name_todays_run_button_and_links_are_ones_the_frontend_accepts(name):
+    ui = load(name)
+    for node in ui["nodes"]:
+        if node["type"] == "MarkdownNote":
+            assert "Run" in node["widgets_values"][0] and "Queue" not in node["widgets_values"][0]
+        for model in node.get("properties", {}).get("models", []):
+            host = model["url"].split("/")[2]
+            assert host in ("huggingface.co", "civitai.com") or host.startswith("localhost"), model
+
+
+def test_each_template_is_offered_only_where_its_nodes_exist():
+    from nodes.templates import filter_listing, templates_needing_absent_nodes
+
+    folder = str(ROOT / "example_workflows")
+    photo = B.WORKFLOWS["image_to_3d_background_removal"][0]
+    for host in W.HOSTS:
+        hidden = templates_needing_absent_nodes(folder, set(W.node_definitions(host)))
+        expected = [title for title, _, hosts in B.WORKFLOWS.values() if host not in hosts]
+        assert hidden == sorted(expected), host
+    listing = {"ComfyUI-SyncDreamer": [t for t, _, _ in B.WORKFLOWS.values()], "other": [photo]}
+    filtered = filter_listing(listing, "ComfyUI-SyncDreamer", [photo])
+    assert photo not in filtered["ComfyUI-SyncDreamer"] and filtered["other"] == [photo]
+    assert len(filtered["ComfyUI-SyncDreamer"]) == len(B.WORKFLOWS) - 1
 
 
 def test_overlap_check_finds_overlapping_nodes():

@@ -47,8 +47,10 @@ class SyncDenoiser:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, timesteps: torch.Tensor, cond: Conditioning,
-                 cfg_scale: float = 1.0, batch_view_num: int | None = None) -> torch.Tensor:
-        """x: [B, N, 4, h, w] noisy latents at ``timesteps`` [B] -> eps [B, N, 4, h, w]."""
+                 cfg_scale: float = 1.0, batch_view_num: int | None = None, both: bool = False):
+        """x: [B, N, 4, h, w] noisy latents at ``timesteps`` [B] -> eps [B, N, 4, h, w], guided
+        with ``cfg_scale``; with ``both``, the (conditional, unconditional) pair instead
+        (whatever the scale), for hosts that combine them themselves."""
         self._check(x, timesteps, cond)
         model = self.model
         dtype, device = model.dtype, model.device
@@ -75,20 +77,34 @@ class SyncDenoiser:
             x_views = x[:, views].reshape(B * TN, C, H, W)
             concat = concat_latent[:, None].expand(B, TN, *concat_latent.shape[1:]).reshape(B * TN, -1, H, W)
             t_views = timesteps[:, None].expand(B, TN).reshape(B * TN)
-            eps = self._guided_unet(x_views, concat, t_views, context, features, cfg_scale)
-            eps_chunks.append(eps.reshape(B, TN, C, H, W))
+            if both:
+                pair = self._unet_pair(x_views, concat, t_views, context, features)
+                eps_chunks.append(tuple(eps.reshape(B, TN, C, H, W) for eps in pair))
+            else:
+                eps = self._guided_unet(x_views, concat, t_views, context, features, cfg_scale)
+                eps_chunks.append(eps.reshape(B, TN, C, H, W))
+        if both:
+            return tuple(torch.cat(half, 1) for half in zip(*eps_chunks, strict=True))
         return torch.cat(eps_chunks, 1)
 
-    def _guided_unet(self, x, concat, t, context, features, cfg_scale: float) -> torch.Tensor:
-        unet = self.model.unet
-        if cfg_scale == 1.0:
-            return unet(torch.cat([x, concat], 1), t, context, features)
+    def _unet_pair(self, x, concat, t, context, features) -> tuple[torch.Tensor, torch.Tensor]:
         # Conditional and unconditional halves in one batch. The unconditional half has zero
         # context and zero input latent, and reads a zero volume, which is never built.
         x_in = torch.cat([torch.cat([x, concat], 1), torch.cat([x, torch.zeros_like(concat)], 1)])
         context_in = torch.cat([context, torch.zeros_like(context)])
-        eps_cond, eps_uncond = unet(x_in, torch.cat([t, t]), context_in, features, zero_volume_rows=x.shape[0]).chunk(2)
-        return eps_uncond + cfg_scale * (eps_cond - eps_uncond)
+        eps_cond, eps_uncond = self.model.unet(x_in, torch.cat([t, t]), context_in, features,
+                                               zero_volume_rows=x.shape[0]).chunk(2)
+        return eps_cond, eps_uncond
+
+    def _guided_unet(self, x, concat, t, context, features, cfg_scale: float) -> torch.Tensor:
+        if cfg_scale == 1.0:
+            return self.model.unet(torch.cat([x, concat], 1), t, context, features)
+        return classifier_free_guidance(*self._unet_pair(x, concat, t, context, features), cfg_scale)
+
+
+def classifier_free_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """The guided prediction (paper eq. 5's sampling form): uncond + scale * (cond - uncond)."""
+    return uncond + scale * (cond - uncond)
 
 
 def check_batch_view_num(value, view_count: int) -> int:

@@ -130,8 +130,9 @@ class SigmaDenoiser:
         self.batch_view_num = batch_view_num
         self.schedule = DiscreteSigmas(denoiser.model.alphas_cumprod)
 
-    def predict_eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """Noise prediction for VE-scaled ``x``; same layout as ``x``."""
+    def predict_eps(self, x: torch.Tensor, sigma: torch.Tensor, both: bool = False):
+        """Noise prediction for VE-scaled ``x``; same layout as ``x`` (with ``both``: the
+        conditional and unconditional predictions)."""
         N = self.denoiser.view_count
         x5 = views_to_instances(x, N)
         B = x5.shape[0]
@@ -141,12 +142,22 @@ class SigmaDenoiser:
         scale_in = (sigma_b.to(x.device) ** 2 + 1) ** -0.5
         x_vp = x5.float() * scale_in.view(B, 1, 1, 1, 1)
         timesteps = self.schedule.sigma_to_t(sigma_b).to(x.device)
-        eps = self.denoiser(x_vp, timesteps, self.cond, self.cfg_scale, self.batch_view_num)
+        eps = self.denoiser(x_vp, timesteps, self.cond, self.cfg_scale, self.batch_view_num, both=both)
+        if both:
+            return tuple(e.to(x.dtype).reshape(x.shape) for e in eps)
         return eps.to(x.dtype).reshape(x.shape)
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        eps = self.predict_eps(x, sigma)
+    def _denoised(self, x: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         N = self.denoiser.view_count
         sigma_b = per_instance_sigma(sigma.to(x.device), views_to_instances(x, N).shape[0], N)
         sigma_views = sigma_b.repeat_interleave(N) if x.ndim == 4 else sigma_b
         return x - eps * sigma_views.view(-1, *([1] * (x.ndim - 1))).to(x.dtype)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self._denoised(x, sigma, self.predict_eps(x, sigma))
+
+    def denoise_both(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conditional, unconditional) denoised predictions, unguided, for hosts whose
+        samplers combine them (ComfyUI's CFG++ family)."""
+        eps_cond, eps_uncond = self.predict_eps(x, sigma, both=True)
+        return self._denoised(x, sigma, eps_cond), self._denoised(x, sigma, eps_uncond)

@@ -149,6 +149,8 @@ def with_chicken_views(workflow: dict) -> dict:
     workflow["901"] = {"class_type": "SyncDreamerSplitViews", "inputs": {"image": ["900", 0], "layout": "auto"}}
     reads_views = "SyncDreamerRankCandidates" if "SyncDreamerRankCandidates" in by_type else "SyncDreamerReconstruct"
     workflow[by_type[reads_views]]["inputs"]["views"] = ["901", 0]
+    if "SyncDreamerEstimateElevation" in by_type:
+        workflow[by_type["SyncDreamerEstimateElevation"]]["inputs"]["views"] = ["901", 0]
     recon = workflow[by_type["SyncDreamerReconstruct"]]["inputs"]
     recon.update(resolution=64, max_faces=8000, texture="512")
     workflow[by_type["SyncDreamerTurntable"]]["inputs"].update(frames=4, resolution=64)
