@@ -133,7 +133,7 @@ class Chain:
                      color="#a1309b")
 
 
-def note(node_id: int, title: str, text: str, height: int = 440) -> Node:
+def note(node_id: int, title: str, text: str, height: int = 300) -> Node:
     return Node(node_id, "MarkdownNote", title=title, size=(360, height), text=text)
 
 
@@ -173,8 +173,8 @@ def sd_front(first_id: int, prompt: str, negative: str, img2img: bool):
     nodes = {
         "ckpt": Node(next(i), "CheckpointLoaderSimple", {"ckpt_name": SD15},
                      models=[{"name": SD15, "url": SD15_URL, "directory": "checkpoints"}]),
-        "prompt": Node(next(i), "CLIPTextEncode", {"text": prompt}, title="Prompt", size=(300, 150)),
-        "negative": Node(next(i), "CLIPTextEncode", {"text": negative}, title="Negative prompt", size=(300, 150)),
+        "prompt": Node(next(i), "CLIPTextEncode", {"text": prompt}, title="Prompt", size=(290, 140)),
+        "negative": Node(next(i), "CLIPTextEncode", {"text": negative}, title="Negative prompt", size=(290, 140)),
     }
     if img2img:
         nodes["latent"] = Node(next(i), "VAEEncode")
@@ -255,11 +255,11 @@ def candidates() -> Graph:
 def elevation_refinement() -> Graph:
     load = Node(1, "LoadImage", {"image": TEAPOT})
     first = Chain(10, elevation=30.0, crop_size=180, mask_is_background=True,
-                  sampler_title="SyncDreamer Sampler (first guess)")
+                  sampler_title="Sampler: first guess")
     estimate = Node(40, "SyncDreamerEstimateElevation", {"first_guess": 30.0, "min_confidence": 0.3})
     overlay = Node(41, "PreviewImage", title="Best-matching silhouette")
     second = Chain(50, elevation=0.0, crop_size=180, mask_is_background=True,
-                   sampler_title="SyncDreamer Sampler (estimated elevation)")
+                   sampler_title="Sampler: estimated elevation")
     intro = note(90, "Elevation refinement: start here", (
         "Unsure of the elevation? Generate with a guess; **Estimate Elevation** compares the views' silhouettes with "
         "the input, and the second sampler uses its estimate (`min_confidence` keeps the guess when unsure). "

@@ -66,7 +66,7 @@ def check(page, title: str, ui: dict, out: Path) -> list[str]:
     boxes = {n["id"]: (n["pos"][0], n["pos"][1] - W.TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
              for n in state["nodes"]}
     problems += [f"nodes {a} and {b} overlap" for a, b in W.overlaps(ui, boxes)]
-    if state["scale"] < W.READABLE_ZOOM - 0.01:
+    if state["scale"] < W.READABLE_ZOOM:
         problems.append(f"opens at {state['scale']:.0%} zoom, below the readable {W.READABLE_ZOOM:.0%}")
     # A missing model file is reported honestly (the user has not downloaded it yet); anything else is a problem.
     problems += [f"message: {m}" for m in messages if "missing" not in m.lower() or "allowed" in m.lower()]

@@ -201,15 +201,16 @@ class Graph:
 VIEW_SIZES = {"LoadImage": (290, 320), "PreviewImage": (300, 320), "SaveImage": (300, 180), "Preview3D": (320, 320),
               "SaveAnimatedWEBP": (290, 300), "SaveGLB": (300, 320)}
 #: Space between nodes: vertically it holds the next node's title bar.
-GAP_X, GAP_Y = 24, 40
+GAP_X, GAP_Y = 20, 38
 TITLE_HEIGHT = 30
-GROUP_PAD = (16, 68)  # x, and y from the group's top to the first node (the group title, then the node's)
+GROUP_PAD = (12, 64)  # x, and y from the group's top to the first node (the group title, then the node's)
 GROUP_GAP = 24
 #: The window a template is opened in, and the share of it the frontend fits the graph into.
 WINDOW = (1600, 900)
 FIT_SHARE = 0.75
-#: Smallest canvas zoom at which the notes and widgets are readable.
-READABLE_ZOOM = 0.57
+#: Below this zoom the frontend draws nodes without text (its level of detail: a minimum
+#: font size of 8 px for 14 px node text).
+READABLE_ZOOM = 8 / 14
 
 
 def frontend_sizes() -> dict[str, tuple[int, int]]:
@@ -227,16 +228,24 @@ def estimate_size(node: Node, definition: dict | None = None) -> tuple[float, fl
     if node.size:
         return node.size
     if node.type in VIEW_SIZES:
-        return VIEW_SIZES[node.type]
-    sizes = frontend_sizes()
-    if node.type not in sizes:
-        raise KeyError(f"no recorded frontend size for {node.type}: run scripts/record_frontend_sizes.py")
-    return sizes[node.type]
+        width, height = VIEW_SIZES[node.type]
+    else:
+        sizes = frontend_sizes()
+        if node.type not in sizes:
+            raise KeyError(f"no recorded frontend size for {node.type}: run scripts/record_frontend_sizes.py")
+        width, height = sizes[node.type]
+    # The frontend widens a node to its title (about 7 units a character at the default font).
+    return max(width, 7 * len(node.title or "") + 60), height
+
+
+#: What the frontend's node bounds add around the nodes (measured: 20 units on each axis).
+BOUNDS_MARGIN = 20
 
 
 def fitted_zoom(width: float, height: float, window: tuple[int, int] = WINDOW) -> float:
     """The zoom the frontend opens a template at: it fits the nodes' bounding box into
     ``FIT_SHARE`` of the window (``LGraphCanvas.ds.fitToBounds``)."""
+    width, height = width + BOUNDS_MARGIN, height + BOUNDS_MARGIN
     return FIT_SHARE * min(window[0] / max(width, 300), window[1] / max(height, 300))
 
 
@@ -278,9 +287,29 @@ def _arrangements(group: Group) -> list[list[list[Node]]]:
     return unique
 
 
+def _row_options(row: list[int], options: list) -> list[tuple[float, float, list]]:
+    """Pareto-best (width, height, choice) of one row: for each height cap, every group of
+    the row takes its narrowest arrangement no taller than the cap."""
+    found = []
+    for cap in sorted({e[1] for i in row for _, e in options[i]}):
+        choice = []
+        for i in row:
+            fitting = [o for o in options[i] if o[1][1] <= cap]
+            if not fitting:
+                break
+            choice.append((i, min(fitting, key=lambda o: (o[1][0], o[1][1]))))
+        else:
+            width = sum(o[1][0] for _, o in choice) + GROUP_GAP * (len(row) - 1)
+            height = max(o[1][1] for _, o in choice)
+            found.append((width, height, [(i, o[0]) for i, o in choice]))
+    return [f for f in found if not any(g[0] <= f[0] and g[1] <= f[1] and g != f for g in found)]
+
+
 def _plan(groups: list[Group]) -> list[list[tuple[int, list[list[Node]]]]]:
     """Rows of (group index, columns): groups in order, each arranged and the rows split so
     the frontend fits the whole graph at the largest zoom."""
+    import itertools
+
     options = [[(columns, _extent(columns)) for columns in _arrangements(g)] for g in groups]
     best, best_zoom = None, -1.0
     count = len(groups)
@@ -292,20 +321,12 @@ def _plan(groups: list[Group]) -> list[list[tuple[int, list[list[Node]]]]]:
                 current = []
             current.append(i)
         rows.append(current)
-        for height_cap in sorted({e[1] for opts in options for _, e in opts}):
-            # every group takes its narrowest arrangement no taller than the cap
-            chosen = {}
-            for i in range(count):
-                fitting = [o for o in options[i] if o[1][1] <= height_cap]
-                if not fitting:
-                    break
-                chosen[i] = min(fitting, key=lambda o: (o[1][0], o[1][1]))
-            else:
-                width = max(sum(chosen[i][1][0] for i in row) + GROUP_GAP * (len(row) - 1) for row in rows)
-                height = sum(max(chosen[i][1][1] for i in row) for row in rows) + GROUP_GAP * (len(rows) - 1)
-                zoom = fitted_zoom(width, height)
-                if zoom > best_zoom + 1e-9:
-                    best_zoom, best = zoom, [[(i, chosen[i][0]) for i in row] for row in rows]
+        for combination in itertools.product(*(_row_options(row, options) for row in rows)):
+            width = max(option[0] for option in combination)
+            height = sum(option[1] for option in combination) + GROUP_GAP * (len(rows) - 1)
+            zoom = fitted_zoom(width, height)
+            if zoom > best_zoom + 1e-9:
+                best_zoom, best = zoom, [option[2] for option in combination]
     return best
 
 
