@@ -325,35 +325,48 @@ def empty_latent(instances: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- meshes
 
+#: Every field current ComfyUI's MESH carries (read directly by its core mesh nodes), with
+#: the value meaning "absent".
+MESH_FIELDS = {"uvs": None, "vertex_colors": None, "texture": None, "vertex_counts": None, "face_counts": None,
+               "unlit": False, "normals": None, "tangents": None, "metallic_roughness": None, "normal_map": None,
+               "emissive": None, "occlusion_in_mr": False, "material": None}
+
+
 @functools.cache
 def host_mesh_class():
-    """The host's MESH class when it carries textures (ComfyUI 0.27+), else None."""
+    """The host's MESH class and the fields its constructor accepts (ComfyUI 0.27+), or
+    (None, ()) where the host's MESH carries no textures (0.3.x)."""
     try:
         from comfy_api.latest import Types
     except ImportError:
-        return None
+        return None, ()
     mesh = getattr(Types, "MESH", None)
     if mesh is None:
-        return None
+        return None, ()
     import inspect
 
-    return mesh if "texture" in inspect.signature(mesh).parameters else None
+    accepted = tuple(inspect.signature(mesh).parameters)
+    return (mesh, accepted) if "texture" in accepted else (None, ())
 
 
 class SyncDreamerMeshValue:
-    """The MESH value on hosts whose MESH has no texture fields: the same attributes as
-    current ComfyUI's MESH, so stock mesh nodes of every version read it."""
+    """The MESH value on hosts whose MESH has no texture fields: every field of current
+    ComfyUI's MESH, so stock and newer core mesh nodes read it like their own."""
 
-    def __init__(self, vertices, faces, uvs=None, vertex_colors=None, texture=None):
+    def __init__(self, vertices, faces, **fields):
         self.vertices, self.faces = vertices, faces
-        self.uvs, self.vertex_colors, self.texture = uvs, vertex_colors, texture
-        self.vertex_counts = self.face_counts = None
-        self.unlit = False
+        for name, absent in MESH_FIELDS.items():
+            setattr(self, name, fields.get(name, absent))
 
 
-def make_mesh_value(vertices, faces, uvs=None, vertex_colors=None, texture=None):
-    """The host's MESH (or ours, with the same fields) from batched tensors."""
-    cls = host_mesh_class()
-    if cls is not None:
-        return cls(vertices=vertices, faces=faces, uvs=uvs, vertex_colors=vertex_colors, texture=texture)
-    return SyncDreamerMeshValue(vertices, faces, uvs, vertex_colors, texture)
+def make_mesh_value(vertices, faces, **fields):
+    """The host's MESH (or ours, with every field) from batched tensors: each field the
+    host's class accepts is passed (feature-detected from its signature, e.g. normals)."""
+    cls, accepted = host_mesh_class()
+    if cls is None:
+        return SyncDreamerMeshValue(vertices, faces, **fields)
+    value = cls(vertices=vertices, faces=faces, **{k: v for k, v in fields.items() if k in accepted})
+    for name, absent in MESH_FIELDS.items():  # fields an older class lacks read as absent
+        if not hasattr(value, name):
+            setattr(value, name, absent)
+    return value

@@ -39,8 +39,9 @@ def mesh_value(asset):
         return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(dtype)[None]
 
     texture = None if oriented.texture is None else oriented.texture.astype(np.float32) / 255.0
-    return make_mesh_value(batch(oriented.vertices), batch(oriented.faces, torch.int64), batch(oriented.uvs),
-                           batch(oriented.linear_vertex_colors()), batch(texture))
+    return make_mesh_value(batch(oriented.vertices), batch(oriented.faces, torch.int64), uvs=batch(oriented.uvs),
+                           vertex_colors=batch(oriented.linear_vertex_colors()), texture=batch(texture),
+                           normals=batch(oriented.normals))
 
 
 def assets_of(mesh) -> list:
@@ -151,6 +152,29 @@ class SyncDreamerReconstruct(io.ComfyNode):
         return io.NodeOutput(mesh_value(asset))
 
 
+def file_3d_output() -> list:
+    """The host's 3D-file output where it has one (ComfyUI 0.27+: Preview 3D and the newer
+    3D nodes take a File3D)."""
+    if not hasattr(io, "File3DAny"):
+        return []
+    return [io.File3DAny.Output("model_3d", display_name="model_3d",
+                                tooltip="The first saved file as a 3D file value, for Preview 3D and other 3D nodes.")]
+
+
+def workflow_metadata(hidden) -> dict:
+    """What ComfyUI embeds in the files it saves: the prompt and the workflow (JSON text),
+    for the GLB's asset.extras, so the file reopens the graph that made it."""
+    import json
+
+    metadata = {"generator": "ComfyUI-SyncDreamer"}
+    prompt, extra = getattr(hidden, "prompt", None), getattr(hidden, "extra_pnginfo", None)
+    if prompt is not None:
+        metadata["prompt"] = json.dumps(prompt)
+    for key, value in (extra or {}).items():
+        metadata[key] = json.dumps(value)
+    return metadata
+
+
 class SyncDreamerSaveMesh(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -176,7 +200,9 @@ class SyncDreamerSaveMesh(io.ComfyNode):
                     "object frame, as the reference saves meshes.")),
             ],
             outputs=[io.String.Output("model_file", display_name="model_file",
-                                      tooltip="Path relative to the output folder, for Preview3D.")],
+                                      tooltip="Path relative to the output folder, for Preview3D."),
+                     *file_3d_output()],
+            hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
         )
 
     @classmethod
@@ -199,18 +225,23 @@ class SyncDreamerSaveMesh(io.ComfyNode):
         output_dir = folder_paths.get_output_directory()
         folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
         results, first = [], None
+        metadata = workflow_metadata(getattr(cls, "hidden", None))
         for asset in assets:
             name = f"{filename}_{counter:05}_.{format}"
             try:
-                core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis,
-                            {"generator": "ComfyUI-SyncDreamer"})
+                core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis, metadata)
             except OSError as error:
                 raise NodeInputError(f"cannot write {os.path.join(subfolder, name)} in the output folder: "
                                      f"{error.strerror or error}") from None
             results.append({"filename": name, "subfolder": subfolder, "type": "output"})
             first = first or os.path.join(subfolder, name)
             counter += 1
-        return io.NodeOutput(first, ui={"3d": results})
+        outputs = [first]
+        if file_3d_output():
+            from comfy_api.latest import Types
+
+            outputs.append(Types.File3D(os.path.join(output_dir, first)))
+        return io.NodeOutput(*outputs, ui={"3d": results})
 
 
 class SyncDreamerTurntable(io.ComfyNode):

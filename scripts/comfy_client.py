@@ -61,8 +61,13 @@ class ComfyClient:
             return json.load(response)["name"]
 
     # -- running -----------------------------------------------------------------------
-    def submit(self, workflow: dict) -> str:
-        return self.post_json("/prompt", {"prompt": workflow, "client_id": self.client_id})["prompt_id"]
+    def submit(self, workflow: dict, extra_data: dict | None = None) -> str:
+        """Queue an API-format workflow; ``extra_data`` as ComfyUI takes it (e.g. the UI
+        workflow under extra_pnginfo, which saved files then carry)."""
+        body = {"prompt": workflow, "client_id": self.client_id}
+        if extra_data:
+            body["extra_data"] = extra_data
+        return self.post_json("/prompt", body)["prompt_id"]
 
     def interrupt(self) -> None:
         self.post_json("/interrupt", {})

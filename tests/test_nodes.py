@@ -323,13 +323,59 @@ def test_vertex_colour_meshes_carry_linear_colours(host):
     assert np.allclose(srgb_to_linear(srgb), mesh.vertex_colors[0].numpy(), atol=0.01)
 
 
-def test_on_hosts_without_a_textured_mesh_type_the_packs_own_value_carries_the_same_fields(host, monkeypatch):
+def test_on_hosts_without_a_textured_mesh_type_the_packs_own_value_carries_every_field(host, monkeypatch):
     host_module = sys.modules["ComfyUI_SyncDreamer.nodes.host"]
-    monkeypatch.setattr(host_module, "host_mesh_class", lambda: None)
+    monkeypatch.setattr(host_module, "host_mesh_class", lambda: (None, ()))
     mesh = run(host, "SyncDreamerReconstruct", views=chicken_views(), method="fast", resolution=48, texture="none",
                max_faces=2000)[0]
     assert type(mesh).__name__ == "SyncDreamerMeshValue"
     assert mesh.vertices.shape[0] == 1 and mesh.vertex_colors is not None and mesh.uvs is None
+    for name in host_module.MESH_FIELDS:  # what newer core mesh nodes read directly
+        assert hasattr(mesh, name), name
+    assert mesh.normals.shape == mesh.vertices.shape and mesh.unlit is False and mesh.occlusion_in_mr is False
+
+
+class NewestMesh:
+    """Current ComfyUI's MESH constructor (2026): normals, tangents and material maps too."""
+
+    def __init__(self, vertices, faces, uvs=None, vertex_colors=None, texture=None, metallic_roughness=None,
+                 vertex_counts=None, face_counts=None, unlit=False, normals=None, tangents=None, normal_map=None,
+                 occlusion_in_mr=False, material=None, emissive=None):
+        self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
+
+
+@pytest.mark.parametrize("mesh_class", [NewestMesh, comfy_stubs.MESH])
+def test_the_hosts_mesh_gets_every_field_its_class_accepts(host, monkeypatch, mesh_class):
+    import inspect
+
+    host_module = sys.modules["ComfyUI_SyncDreamer.nodes.host"]
+    monkeypatch.setattr(host_module, "host_mesh_class",
+                        lambda: (mesh_class, tuple(inspect.signature(mesh_class).parameters)))
+    mesh = run(host, "SyncDreamerReconstruct", views=chicken_views(), method="fast", resolution=48, texture="512",
+               max_faces=2000)[0]
+    assert isinstance(mesh, mesh_class) and mesh.texture.shape == (1, 512, 512, 3)
+    for name in host_module.MESH_FIELDS:
+        assert hasattr(mesh, name), name
+    if mesh_class is NewestMesh:  # the normals the pack computes, y up like the vertices
+        normals = mesh.normals[0]
+        assert normals.shape == mesh.vertices[0].shape and torch.allclose(normals.norm(dim=1), torch.ones(1), atol=1e-3)
+    else:
+        assert mesh.normals is None
+
+
+def test_saved_glb_embeds_the_workflow_that_made_it(host, textured, monkeypatch):
+    import json
+    import types
+
+    import pygltflib
+
+    saver = host["nodes"]["SyncDreamerSaveMesh"]
+    workflow = {"nodes": [{"id": 1, "type": "SyncDreamerReconstruct"}], "links": []}
+    monkeypatch.setattr(saver, "hidden", types.SimpleNamespace(prompt={"1": {"class_type": "X"}},
+                                                               extra_pnginfo={"workflow": workflow}), raising=False)
+    result = saver.execute(mesh=textured, filename_prefix="mesh/with_workflow", format="glb", up_axis="y")
+    extras = pygltflib.GLTF2().load(str(host["tmp"] / "output" / result[0])).asset.extras
+    assert json.loads(extras["workflow"]) == workflow and json.loads(extras["prompt"]) == {"1": {"class_type": "X"}}
 
 
 @pytest.mark.parametrize("fmt,files", [("glb", {".glb"}), ("obj", {".obj", ".mtl", ".png"}), ("ply", {".ply"})])

@@ -1,0 +1,73 @@
+"""The pack's values in a real ComfyUI's own types: the MESH every core mesh node reads, the
+File3D output Preview 3D takes, the workflow inside the saved GLB, templates offered only
+where they run, and error names as the frontend shows them."""
+
+from __future__ import annotations
+
+import json
+
+import pygltflib
+import pytest
+from test_comfyui import assert_success, errors_of, run, sampler_graph
+
+pytestmark = pytest.mark.integration
+
+
+def mesh_graph(save_inputs: dict | None = None) -> dict:
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "syncdreamer_chicken_views.png"}},
+        "2": {"class_type": "SyncDreamerSplitViews", "inputs": {"image": ["1", 0], "layout": "auto"}},
+        "3": {"class_type": "SyncDreamerReconstruct", "inputs": {
+            "views": ["2", 0], "method": "fast", "resolution": 64, "quality_steps": 800, "quality_resolution": 96,
+            "vote_tolerance": 2, "texture": "512", "max_faces": 5000, "cleanup": False}},
+        "4": {"class_type": "SyncDreamerSaveMesh", "inputs": {"mesh": ["3", 0], "filename_prefix": "mesh/host_types",
+                                                              "format": "glb", "up_axis": "y", **(save_inputs or {})}},
+    }
+
+
+def test_the_saved_glb_carries_the_prompt_and_the_workflow(comfy):
+    graph = mesh_graph()
+    from comfy_client import ComfyClient
+
+    client = ComfyClient(comfy.server, timeout=600)
+    workflow = {"nodes": [{"id": 3, "type": "SyncDreamerReconstruct"}], "links": [], "version": 0.4}
+    prompt_id = client.submit(graph, extra_data={"extra_pnginfo": {"workflow": workflow}})
+    entry = client.wait(prompt_id)
+    assert_success(entry)
+    saved = entry["outputs"]["4"]["3d"][0]
+    gltf = pygltflib.GLTF2().load(str(comfy.base / "output" / saved["subfolder"] / saved["filename"]))
+    assert json.loads(gltf.asset.extras["prompt"])["3"]["class_type"] == "SyncDreamerReconstruct"
+    assert json.loads(gltf.asset.extras["workflow"]) == workflow
+
+
+def test_save_mesh_offers_the_hosts_3d_file_where_it_has_one(comfy):
+    outputs = comfy.get("/object_info/SyncDreamerSaveMesh")["SyncDreamerSaveMesh"]["output"]
+    if comfy.version == "0.3.64":
+        assert outputs == ["STRING"]
+        return
+    assert outputs[1].startswith("FILE_3D")
+    graph = mesh_graph()
+    graph["5"] = {"class_type": "Preview3D", "inputs": {"model_file": ["4", 1]}}
+    entry = run(comfy, graph)
+    assert_success(entry)
+
+
+def test_core_mesh_nodes_take_the_packs_mesh(comfy):
+    graph = mesh_graph()
+    graph["6"] = {"class_type": "SaveGLB", "inputs": {"mesh": ["3", 0], "filename_prefix": "mesh/core"}}
+    assert_success(run(comfy, graph))
+
+
+def test_templates_are_listed_only_where_they_run(comfy):
+    listed = comfy.get("/api/workflow_templates")["ComfyUI-SyncDreamer"]
+    assert "SyncDreamer - Image to 3D" in listed
+    assert ("SyncDreamer - Photo to 3D" in listed) == (comfy.version != "0.3.64")
+
+
+def test_errors_carry_a_short_type_name(comfy):
+    graph = sampler_graph(1, 1)
+    graph["3"]["inputs"]["crop_size"] = 2
+    entry = run(comfy, graph)
+    assert entry["status"]["status_str"] == "error", errors_of(entry)
+    error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+    assert error["exception_type"] == "SyncDreamer.NodeInputError"
