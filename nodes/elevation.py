@@ -20,7 +20,6 @@ from .common import (
 )
 
 #: Confidence below which Estimate Elevation keeps the first guess.
-DEFAULT_MIN_CONFIDENCE = 0.3
 
 
 class SyncDreamerElevation(io.ComfyNode):
@@ -65,7 +64,7 @@ class SyncDreamerEstimateElevation(io.ComfyNode):
                 io.Float.Input("first_guess", default=defaults.ELEVATION_DEG, min=-90.0, max=90.0, step=1.0,
                                optional=True, tooltip="The elevation the views were generated with; kept when the "
                                "estimate is not confident enough."),
-                io.Float.Input("min_confidence", default=DEFAULT_MIN_CONFIDENCE, min=0.0, max=1.0, step=0.01,
+                io.Float.Input("min_confidence", default=defaults.ELEVATION_MIN_CONFIDENCE, min=0.0, max=1.0, step=0.01,
                                optional=True, tooltip=(
                                    "Below this confidence the first guess is kept. 0 accepts any estimate; a clear "
                                    "silhouette match scores 0.5 or more.")),
@@ -81,7 +80,7 @@ class SyncDreamerEstimateElevation(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, object_mask, views, first_guess: float = defaults.ELEVATION_DEG,
-                min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> io.NodeOutput:
+                min_confidence: float = defaults.ELEVATION_MIN_CONFIDENCE) -> io.NodeOutput:
         from syncdreamer_core.elevation import estimate_elevation
 
         image_batch(image)

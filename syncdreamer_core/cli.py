@@ -78,7 +78,8 @@ def cmd_generate(args) -> int:
     if checkpoint.is_dir():
         raise ValueError(f"--ckpt {checkpoint} is a folder; give the checkpoint file itself (e.g. "
                          f"{checkpoint / 'syncdreamer-pretrain.ckpt'})")
-    with OutputClaim([output / name for name in view_file_names(args.sample_num)], args.overwrite) as claim:
+    names = view_file_names(args.sample_num) + (["latents.safetensors"] if args.save_latents else [])
+    with OutputClaim([output / name for name in names], args.overwrite) as claim:
         print(f"loading {checkpoint} ...")
         pipe = SyncDreamerPipeline.from_checkpoint(checkpoint, args.dtype, args.device, args.num_heads,
                                                    args.batch_view_num, args.weight_dtype)
@@ -87,7 +88,75 @@ def cmd_generate(args) -> int:
                       callback=progress_bar("SyncDreamer"))
         for path in write_views(result, output, claim=claim):
             print(path)
+        if args.save_latents:
+            from safetensors.torch import save_file
+
+            print(claim.write(output / "latents.safetensors",
+                              lambda target: save_file({"latents": result.latents.contiguous()}, str(target))))
     return 0
+
+
+def _elevation_setting(text: str):
+    if text == "auto":
+        return "auto"
+    return _float_in(-90, 90, "--elevation")(text)
+
+
+def _resolve_checkpoint(path: str | None) -> Path:
+    from .files import find_checkpoint, missing_checkpoint_message
+
+    checkpoint = Path(path) if path else find_checkpoint()
+    if checkpoint is None:
+        raise ValueError(missing_checkpoint_message())
+    if checkpoint.is_dir():
+        raise ValueError(f"--ckpt {checkpoint} is a folder; give the checkpoint file itself (e.g. "
+                         f"{checkpoint / 'syncdreamer-pretrain.ckpt'})")
+    if not checkpoint.is_file():
+        raise ValueError(f"checkpoint not found: {checkpoint}. " + missing_checkpoint_message())
+    return checkpoint
+
+
+def cmd_batch(args) -> int:
+    from .batch.items import expand_inputs
+    from .outputs import check_writable_folder
+
+    items = expand_inputs(args.inputs)
+    output = Path(args.output)
+    check_writable_folder(output, "--output folder")
+    if args.comfyui:
+        from .batch.servers import run_on_servers
+
+        if not args.workflow or not args.image_node:
+            raise ValueError("--comfyui needs --workflow API.json and --image-node ID (the LoadImage node to feed)")
+        report = run_on_servers(items, args.comfyui.split(","), Path(args.workflow), args.image_node, output,
+                                retry_failed=args.retry_failed, address=args.address)
+    else:
+        report = _batch_on_ray(args, items, output)
+    print(report.summary())
+    print(f"report: {output / 'report.jsonl'}")
+    return 130 if report.interrupted else (1 if report.count("failed") else 0)
+
+
+def _batch_on_ray(args, items, output: Path):
+    from .batch.engine import BatchInterrupted, EngineOptions, print_line, run_batch
+    from .batch.items import BatchSettings
+    from .weights.checkpoint import check_device, resolve_dtype
+
+    check_device(args.device, resolve_dtype(args.dtype))
+    settings = BatchSettings(
+        checkpoint=str(_resolve_checkpoint(args.ckpt).resolve()), elevation=args.elevation, crop_size=args.crop_size,
+        seed=args.seed, steps=args.steps, cfg_scale=args.cfg_scale, eta=args.eta, sampler=args.sampler,
+        candidates=args.candidates, recon=args.recon, resolution=args.resolution, max_faces=args.faces,
+        texture=args.texture, turntable=args.turntable, save_latents=args.save_latents, dtype=args.dtype,
+        weight_dtype=args.weight_dtype, batch_view_num=args.batch_view_num, device=args.device,
+        num_heads=args.num_heads)
+    options = EngineOptions(address=args.address, sampler_actors=args.sampler_actors,
+                            sampler_threads=args.sampler_threads, recon_cpus=args.recon_cpus,
+                            object_store_mb=args.object_store_mb, progress=not args.no_progress)
+    try:
+        return run_batch(items, settings, output, options, args.retry_failed, on_item=print_line)
+    except BatchInterrupted as stopped:
+        return stopped.args[0]
 
 
 def cmd_convert(args) -> int:
@@ -195,9 +264,52 @@ def build_parser() -> argparse.ArgumentParser:
                      help="object size in pixels in the 256x256 input, or -1 to keep the framing")
     gen.add_argument("--sample-num", type=_int_in(1, 64, "--sample-num"), default=1,
                      help="candidates; candidate k is the single run with seed + k")
+    gen.add_argument("--save-latents", action="store_true",
+                     help="also write latents.safetensors (every candidate's 16 latents, scaled as the network sees them)")
     add_sampling_options(gen)
     add_model_options(gen)
     gen.set_defaults(func=cmd_generate)
+
+    batch = command("batch", "many images to textured meshes on Ray (resumable; one machine or a cluster)")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, glob patterns, or CSV/JSONL "
+                       "lists (column image, optional elevation, crop_size, seed)")
+    batch.add_argument("--output", required=True, help="folder for every item's outputs and report.jsonl (on a "
+                       "cluster: a folder every node sees)")
+    batch.add_argument("--elevation", type=_elevation_setting, default="auto", help="input elevation in degrees, or "
+                       "auto: generate at 30, estimate from the views, regenerate when the estimate differs")
+    batch.add_argument("--crop-size", type=_crop_size, default=defaults.CROP_SIZE,
+                       help="object size in pixels in the 256x256 input, or -1 to keep the framing")
+    batch.add_argument("--candidates", type=_int_in(1, 16, "--candidates"), default=1,
+                       help="candidates sampled per item; the most consistent one is meshed")
+    batch.add_argument("--recon", choices=("fast", "quality"), default="fast", help="reconstruction method")
+    batch.add_argument("--resolution", type=_int_in(32, 320, "--resolution"), default=128,
+                       help="voxels per side of the mesh grid")
+    batch.add_argument("--faces", type=_int_in(0, 2_000_000, "--faces"), default=30000,
+                       help="decimate to at most this many faces (0 keeps all)")
+    batch.add_argument("--texture", type=int, choices=(0, 512, 1024, 2048), default=1024,
+                       help="baked texture size (0: vertex colours)")
+    batch.add_argument("--turntable", type=_int_in(0, 360, "--turntable"), default=0,
+                       help="frames of a turntable WEBP (0: none)")
+    batch.add_argument("--save-latents", action="store_true", help="also keep every candidate's latents")
+    batch.add_argument("--retry-failed", action="store_true", help="redo only the items that failed before")
+    batch.add_argument("--address", default=None, help="a Ray cluster (auto, or ray://HOST:10001); default: "
+                       "$RAY_ADDRESS, else a local Ray started for this command")
+    batch.add_argument("--sampler-actors", type=_int_in(1, 256, "--sampler-actors"), default=None,
+                       help="sampler actors (each loads the checkpoint); default: one per GPU, else 1")
+    batch.add_argument("--sampler-threads", type=_int_in(1, 1024, "--sampler-threads"), default=None,
+                       help="torch threads per CPU sampler actor; default: the cores divided among the actors")
+    batch.add_argument("--recon-cpus", type=_float_in(0.1, 64, "--recon-cpus"), default=1.0,
+                       help="CPUs reserved per reconstruction task")
+    batch.add_argument("--object-store-mb", type=_int_in(64, 1 << 20, "--object-store-mb"), default=None,
+                       help="object store of the local Ray; default: 1024")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bars (log files)")
+    batch.add_argument("--comfyui", default=None, help="run --workflow on these ComfyUI servers instead "
+                       "(host:port[,host:port...])")
+    batch.add_argument("--workflow", default=None, help="with --comfyui: an API-format workflow")
+    batch.add_argument("--image-node", default=None, help="with --comfyui: id of the LoadImage node to feed")
+    add_sampling_options(batch)
+    add_model_options(batch)
+    batch.set_defaults(func=cmd_batch)
 
     conv = command("convert", "convert a checkpoint to .safetensors (fp16 by default)")
     conv.add_argument("checkpoint", help="the .ckpt (or .safetensors) to convert; it is never overwritten")

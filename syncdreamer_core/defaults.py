@@ -17,3 +17,7 @@ ELEVATION_DEG = 30.0
 CROP_SIZE = 200
 #: Largest seed (ComfyUI's seed widget and torch generators take 64-bit seeds).
 MAX_SEED = 2**64 - 1
+#: Elevation estimates below this confidence are not used (the first guess is kept).
+ELEVATION_MIN_CONFIDENCE = 0.3
+#: An estimate this close to the elevation the views were made with needs no second generation.
+ELEVATION_REGENERATE_BEYOND_DEG = 5.0

@@ -66,12 +66,25 @@ class SyncDreamerPipeline:
                  cfg_scale: float = defaults.CFG, eta: float = defaults.ETA, seed: int = defaults.SEED,
                  sampler: str = "ddim", callback: StepCallback | None = None) -> GenerationResult:
         """Candidate k of the result is the single run with ``seed + k``."""
-        if isinstance(sample_count, bool) or not isinstance(sample_count, int) or sample_count < 1:
-            raise ValueError(f"sample_count must be a positive integer, got {sample_count!r}")
-        elevation_radians(elevation_deg)
-        check_seed(seed)
-        prepared = prepare_input(image, mask, crop_size)
+        check_generation(elevation_deg, sample_count, seed)
+        return self.generate(prepare_input(image, mask, crop_size), elevation_deg, sample_count, steps, cfg_scale,
+                             eta, seed, sampler, callback)
+
+    def generate(self, prepared: PreparedInput, elevation_deg: float = defaults.ELEVATION_DEG, sample_count: int = 1,
+                 steps: int = defaults.STEPS, cfg_scale: float = defaults.CFG, eta: float = defaults.ETA,
+                 seed: int = defaults.SEED, sampler: str = "ddim",
+                 callback: StepCallback | None = None) -> GenerationResult:
+        """The views of an input already prepared (``prepare_input``): what ``__call__`` does
+        after preparing, so both give the same numbers."""
+        check_generation(elevation_deg, sample_count, seed)
         pixels = torch.from_numpy(prepared.model_input()).permute(2, 0, 1)[None]
         cond = self.condition(pixels, elevation_deg, sample_count, seed)
         latents = sample(self.denoiser, cond, steps, cfg_scale, eta, sampler, seed, callback)
         return GenerationResult(latents.cpu(), self.decode(latents), prepared, float(elevation_deg))
+
+
+def check_generation(elevation_deg, sample_count, seed) -> None:
+    if isinstance(sample_count, bool) or not isinstance(sample_count, int) or sample_count < 1:
+        raise ValueError(f"sample_count must be a positive integer, got {sample_count!r}")
+    elevation_radians(elevation_deg)
+    check_seed(seed)

@@ -1,0 +1,199 @@
+"""Batch image-to-3D on Ray Data (a local Ray, started once for this module): every good
+item gets its mesh and record, its latents are the single-object command line's, a bad
+item is reported and stops nothing, a rerun does no work, a killed sampler actor loses
+nothing, --retry-failed redoes only the failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+from helpers import ROOT, paint_square_decoder
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from syncdreamer_core.batch.engine import EngineOptions, run_batch
+from syncdreamer_core.batch.items import BatchItem, BatchSettings, expand_inputs, item_key
+from syncdreamer_core.files import EXAMPLES
+
+ray = pytest.importorskip("ray", reason="batch generation needs Ray: pip install -r requirements-batch.txt")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module: small object store, no dashboard."""
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def square_checkpoint(tmp_path_factory, tiny_checkpoint):
+    """The tiny random network, with a VAE that draws a dark square on white: the views
+    are untrained, but there is an object to rank, carve and bake."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-square.safetensors"
+    save_file(paint_square_decoder(dict(tiny_checkpoint)), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Four usable images (RGBA, a JPEG on white, a mirrored copy, a sketch) and one broken
+    file, named by a CSV list with per-item settings."""
+    folder = tmp_path_factory.mktemp("inputs")
+    teapot = Image.open(EXAMPLES / "teapot.png")
+    teapot.save(folder / "teapot.png")
+    teapot.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "mirrored.png")
+    white = Image.new("RGB", teapot.size, "white")
+    white.paste(teapot, mask=teapot.getchannel("A"))
+    white.save(folder / "on_white.jpg", quality=95)
+    Image.open(EXAMPLES / "sketch_mug.png").save(folder / "mug.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    (folder / "list.csv").write_text("image,elevation,crop_size,seed\nteapot.png,0,180,11\nmirrored.png,,,\n"
+                                     "on_white.jpg,10,,\nmug.png,5,200,\nbroken.png,0,,\n")
+    return folder
+
+
+def settings_for(checkpoint, **changes) -> BatchSettings:
+    base = dict(checkpoint=str(checkpoint), elevation=20.0, steps=2, candidates=2, resolution=48, max_faces=3000,
+                texture=256, save_latents=True, batch_view_num=8)
+    return BatchSettings(**{**base, **changes})
+
+
+def records(output) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in output.glob("*/record.json")}
+
+
+def test_a_batch_meshes_every_good_item_reports_the_bad_one_and_a_rerun_does_nothing(
+        local_ray, square_checkpoint, inputs, tmp_path, capsys):
+    from syncdreamer_core.cli import main
+
+    items = expand_inputs([str(inputs / "list.csv")])
+    assert [i.elevation for i in items] == [0.0, None, 10.0, 5.0, 0.0] and items[0].seed == 11
+    output = tmp_path / "out"
+    settings = settings_for(square_checkpoint)
+    report = run_batch(items, settings, output, EngineOptions(progress=False))
+    assert report.count("done") == 4 and report.count("failed") == 1, report.summary()
+    failed = next(line for line in report.lines if line["status"] == "failed")
+    assert failed["input"].endswith("broken.png") and "not a readable image" in failed["message"]
+    done = records(output)
+    assert len(done) == 4
+    for key, record in done.items():
+        folder = output / key
+        for name in ("model.glb", "views.png", "views-grid.png", "input.png", "latents.safetensors"):
+            assert (folder / name).stat().st_size > 0, (key, name)
+        assert record["chosen_candidate"] in (0, 1) and len(record["candidate_scores"]) == 2
+        assert set(record["times"]) >= {"prepare", "sample", "finish"} and record["versions"]["torch"]
+        assert len(record["input_sha256"]) == 64 and record["settings"]["steps"] == 2
+        assert not list(folder.glob(".*partial*"))
+    teapot = next(r for r in done.values() if r["input"].endswith("teapot.png"))
+    assert teapot["seed"] == 11 and teapot["elevation_used"] == 0.0 and teapot["settings"]["crop_size"] == 180
+    lines = [json.loads(line) for line in (output / "report.jsonl").read_text().splitlines()]
+    assert sorted(line["status"] for line in lines) == ["done"] * 4 + ["failed"]
+
+    # The same item and seed through the single-object command line: the same latents, bit for bit.
+    cli_out = tmp_path / "cli"
+    assert main(["generate", "--ckpt", str(square_checkpoint), "--input", str(inputs / "teapot.png"), "--output",
+                 str(cli_out), "--elevation", "0", "--crop-size", "180", "--seed", "11", "--steps", "2",
+                 "--sample-num", "2", "--save-latents"]) == 0
+    batch_latents = load_file(str(output / teapot["key"] / "latents.safetensors"))["latents"]
+    assert torch.equal(batch_latents, load_file(str(cli_out / "latents.safetensors"))["latents"])
+
+    # A rerun finds everything finished: nothing is sampled, nothing rewritten.
+    stamps = {key: (output / key / "record.json").stat().st_mtime_ns for key in done}
+    started = time.perf_counter()
+    again = run_batch(items, settings, output, EngineOptions(progress=False))
+    assert again.count("skipped") == 4 and again.count("failed-before") == 1 and again.count("done") == 0
+    assert time.perf_counter() - started < 5
+    assert stamps == {key: (output / key / "record.json").stat().st_mtime_ns for key in done}
+    capsys.readouterr()
+
+
+def test_retry_failed_redoes_only_the_failures(local_ray, square_checkpoint, inputs, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(EXAMPLES / "teapot.png").save(folder / "a.png")
+    (folder / "list.jsonl").write_text('{"image": "a.png", "elevation": 0}\n{"image": "later.png", "elevation": 0}\n')
+    settings = settings_for(square_checkpoint, candidates=1)
+    output = tmp_path / "out"
+    first = run_batch(expand_inputs([str(folder / "list.jsonl")]), settings, output, EngineOptions(progress=False))
+    assert first.count("done") == 1 and first.count("failed") == 1
+    assert "later.png does not exist" in next(line["message"] for line in first.lines if line["status"] == "failed")
+    Image.open(EXAMPLES / "teapot.png").transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(folder / "later.png")
+    retried = run_batch(expand_inputs([str(folder / "list.jsonl")]), settings, output, EngineOptions(progress=False),
+                        retry_failed=True)
+    assert [line["status"] for line in retried.lines] == ["done"]
+    assert retried.lines[0]["input"].endswith("later.png") and len(records(output)) == 2
+
+
+def test_a_killed_sampler_actor_loses_no_item_and_does_none_twice(local_ray, square_checkpoint, inputs, tmp_path):
+    from ray.util.state import list_actors
+
+    items = [BatchItem(str(inputs / name), elevation=0.0) for name in ("teapot.png", "mirrored.png", "mug.png")]
+    settings = settings_for(square_checkpoint, candidates=1)
+    output = tmp_path / "out"
+    killed = []
+
+    def kill_the_sampler(line):
+        """After the first item is finished the actor is busy with the next: SIGKILL it."""
+        if killed:
+            return
+        for actor in list_actors(filters=[("state", "=", "ALIVE")]):
+            if "MapWorker" in actor.class_name and actor.pid:
+                os.kill(actor.pid, signal.SIGKILL)
+                killed.append(actor.pid)
+
+    report = run_batch(items, settings, output, EngineOptions(progress=False), on_item=kill_the_sampler)
+    assert killed, "no sampler actor was found to kill"
+    assert report.count("done") == 3 and len(report.lines) == 3, report.summary()
+    assert sorted(r["input"] for r in records(output).values()) == sorted(i.path for i in items)
+
+
+def test_keys_follow_the_input_and_every_setting_that_changes_the_outputs(square_checkpoint, inputs):
+    settings = settings_for(square_checkpoint)
+    identity = settings.checkpoint_identity()
+    item = BatchItem(str(inputs / "teapot.png"))
+    key = item_key(item, settings, identity)
+    assert key.startswith("teapot-") and key == item_key(BatchItem(str(inputs / "teapot.png")), settings, identity)
+    for change in ({"texture": 512}, {"steps": 3}, {"seed": 1}, {"elevation": "auto"}, {"recon": "quality"}):
+        assert item_key(item, settings_for(square_checkpoint, **change), identity) != key, change
+    assert item_key(item, settings_for(square_checkpoint, batch_view_num=4), identity) == key
+    assert item_key(BatchItem(str(inputs / "mirrored.png")), settings, identity) != key
+    assert item_key(BatchItem(str(inputs / "teapot.png"), seed=5), settings, identity) != key
+
+
+def test_inputs_are_files_folders_patterns_and_lists(inputs, tmp_path):
+    from syncdreamer_core.batch.items import BatchInputError
+
+    found = expand_inputs([str(inputs), str(inputs / "*.png"), str(inputs / "teapot.png")])
+    assert [os.path.basename(i.path) for i in found] == ["broken.png", "mirrored.png", "mug.png", "on_white.jpg",
+                                                         "teapot.png"]
+    with pytest.raises(BatchInputError, match="does not exist"):
+        expand_inputs([str(tmp_path / "nothing.png")])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,elevation\nteapot.png,high\n")
+    with pytest.raises(BatchInputError, match="line 2: elevation must be a number"):
+        expand_inputs([str(bad)])
+    (tmp_path / "nocolumn.csv").write_text("picture\nx.png\n")
+    with pytest.raises(BatchInputError, match="must name the columns"):
+        expand_inputs([str(tmp_path / "nocolumn.csv")])
+
+
+def test_the_batch_command_runs_end_to_end(local_ray, square_checkpoint, inputs, tmp_path, capsys):
+    from syncdreamer_core.cli import main
+
+    output = tmp_path / "out"
+    code = main(["batch", str(inputs / "teapot.png"), str(inputs / "broken.png"), "--output", str(output), "--ckpt",
+                 str(square_checkpoint), "--elevation", "0", "--steps", "1", "--resolution", "48", "--texture", "0",
+                 "--faces", "2000", "--no-progress", "--turntable", "3"])
+    text = capsys.readouterr()
+    assert code == 1 and "done" in text.out and "failed items:" in text.out and "broken.png" in text.out
+    (record,) = records(output).values()
+    turntable = Image.open(output / record["key"] / "turntable.webp")
+    assert turntable.n_frames == 3 and np.asarray(turntable.convert("RGB")).std() > 1
