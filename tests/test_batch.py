@@ -13,13 +13,14 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, paint_square_decoder
+from helpers import ROOT
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from syncdreamer_core.batch.engine import EngineOptions, run_batch
 from syncdreamer_core.batch.items import BatchItem, BatchSettings, expand_inputs, item_key
 from syncdreamer_core.files import EXAMPLES
+from syncdreamer_core.weights.official_layout import paint_square_decoder
 
 ray = pytest.importorskip("ray", reason="batch generation needs Ray: pip install -r requirements-batch.txt")
 

@@ -47,6 +47,7 @@ def plan(items: list[BatchItem], settings: BatchSettings, output: Path, retry_fa
     """The rows still to do, and a report holding the items that need no work."""
     identity = settings.checkpoint_identity()
     report, rows = BatchReport(), []
+    failed_inputs = previous_failures(output) if retry_failed else set()
     for item in items:
         key = item_key(item, settings, identity)
         folder = output / key
@@ -59,12 +60,24 @@ def plan(items: list[BatchItem], settings: BatchSettings, output: Path, retry_fa
             previous = json.loads((folder / FAILED).read_text())
             report.add({**line, "status": "failed-before", "message": previous.get("message")})
             continue
-        if retry_failed and not failed_before:
+        if retry_failed and not failed_before and item.path not in failed_inputs:
             continue
         rows.append({"key": key, "path": item.path, "content_hash": item.hash_content(),
                      "settings": json.dumps(settings.for_item(item)), "error": item.problem or "",
                      "failed_stage": "input" if item.problem else "", "times": "{}"})
     return rows, report
+
+
+def previous_failures(output: Path) -> set[str]:
+    """Inputs the last run's report lists as failed (also when the file has changed since,
+    e.g. a missing image that now exists: its key is new)."""
+    from .report import REPORT
+
+    path = output / REPORT
+    if not path.is_file():
+        return set()
+    lines = [json.loads(text) for text in path.read_text().splitlines() if text.strip()]
+    return {line["input"] for line in lines if line.get("status") in ("failed", "failed-before")}
 
 
 def connect(options: EngineOptions) -> bool:

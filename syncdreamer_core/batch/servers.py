@@ -94,7 +94,10 @@ def run_on_servers(items: list[BatchItem], servers: list[str], workflow_path: Pa
     if image_node not in workflow or "image" not in workflow[image_node].get("inputs", {}):
         raise ValueError(f"--image-node {image_node} is not a LoadImage node of {workflow_path} (nodes: "
                          f"{', '.join(sorted(workflow)[:12])})")
+    from .engine import previous_failures
+
     report, pending = BatchReport(), []
+    failed_inputs = previous_failures(output) if retry_failed else set()
     for item in items:
         key = workflow_key(item, workflow, image_node)
         folder = output / key
@@ -106,7 +109,7 @@ def run_on_servers(items: list[BatchItem], servers: list[str], workflow_path: Pa
                         "message": json.loads((folder / FAILED).read_text()).get("message")})
         elif item.problem:
             report.add(_record(folder, line, item, "failed", message=item.problem))
-        elif not retry_failed or (folder / FAILED).is_file():
+        elif not retry_failed or (folder / FAILED).is_file() or item.path in failed_inputs:
             pending.append((item, key))
     if not pending:
         report.write(output)
