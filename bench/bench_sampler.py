@@ -4,10 +4,15 @@
     python bench/bench_sampler.py --size full --batch-view-num 8 16
     python bench/bench_sampler.py --size full --device cuda --dtype fp16 bf16
     python bench/bench_sampler.py --size full --weight-dtype fp16   # fp16 storage, fp32 compute
+    python bench/bench_sampler.py --size full --dtype fp32 bf16 --ddim-error small
 
-Each configuration runs in a fresh subprocess so that its peak memory (RSS on the
-CPU, max allocated on CUDA) is its own. Prints one JSON object per configuration.
-Weights are random: speed and memory do not depend on their values.
+First the machine: its CPU features (native bf16/fp16 or not) and the measured matmul rate
+of each dtype (2048^3, this process's threads). Each configuration then runs in a fresh
+subprocess so that its peak memory (RSS on the CPU, max allocated on CUDA) is its own,
+and prints one JSON object: step time, memory, the step's FLOPs (torch's FLOP counter)
+and FLOP rate. ``--ddim-error SIZE`` adds the relative error of a whole 50-step DDIM run
+of that network size against fp32 for each dtype. Weights are random: speed and memory
+do not depend on their values.
 """
 
 from __future__ import annotations
@@ -82,6 +87,11 @@ def worker(args) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     times = times[args.warmup:]
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        denoiser(x, t, cond, args.cfg)
+    flops = counter.get_total_flops()
     result = {
         "size": args.size, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
         "device": args.device, "dtype": args.dtype,
@@ -90,6 +100,7 @@ def worker(args) -> dict:
         "step_seconds_median": round(statistics.median(times), 3), "step_seconds_all": [round(s, 3) for s in times],
         "steps50_minutes": round(statistics.median(times) * 50 / 60, 2),
         "peak_memory_MB": round(peak_memory_mb(args.device), 1), "build_seconds": round(build_seconds, 1),
+        "step_GFLOP": round(flops / 1e9, 1), "GFLOPs": round(flops / statistics.median(times) / 1e9, 2),
     }
     if args.compare_fp32 and (args.dtype != "fp32" or (args.weight_dtype or "fp32") != "fp32"):
         reference, _ = build_model(args.size, "fp32", args.device)
@@ -97,6 +108,45 @@ def worker(args) -> dict:
         result["max_abs_diff_vs_fp32"] = float((eps.float() - eps32).abs().max())
         result["rel_l2_vs_fp32"] = float((eps.float() - eps32).norm() / eps32.norm())
     return result
+
+
+def matmul_rates(device: str, size: int = 2048) -> dict:
+    """GFLOP/s of one size^3 matrix product per dtype (the best of a few)."""
+    import torch
+
+    from syncdreamer_core.weights.checkpoint import resolve_dtype
+
+    rates = {}
+    for name in ("fp32", "bf16", "fp16"):
+        a = torch.randn(size, size, dtype=resolve_dtype(name), device=device)
+        b = torch.randn(size, size, dtype=resolve_dtype(name), device=device)
+        best = float("inf")
+        for _ in range(2):
+            t0 = time.perf_counter()
+            a @ b
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        rates[name] = round(2 * size**3 / best / 1e9, 1)
+    return rates
+
+
+def ddim_error(size: str, dtype: str, device: str, steps: int = 50) -> float:
+    """Relative L2 distance of a whole DDIM run in ``dtype`` to the same run in fp32."""
+    import torch
+
+    from syncdreamer_core.conditioning import Conditioning
+    from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+    from syncdreamer_core.diffusion.sampling import sample
+
+    g = torch.Generator().manual_seed(0)
+    cond = Conditioning(torch.randn(1, 1, 768, generator=g), torch.randn(1, 4, 32, 32, generator=g),
+                        torch.full((1,), 0.5))
+    runs = {}
+    for name in ("fp32", dtype):
+        model, _ = build_model(size, name, device)
+        runs[name] = sample(SyncDenoiser(model, 16), cond, steps, 2.0, 1.0, "ddim", 7).float()
+    return float((runs[dtype] - runs["fp32"]).norm() / runs["fp32"].norm())
 
 
 def main() -> None:
@@ -113,6 +163,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--compare-fp32", action="store_true", help="also print the max difference to fp32")
+    parser.add_argument("--ddim-error", choices=("tiny", "small", "full"), default=None,
+                        help="also the error of a whole 50-step DDIM run of this size against fp32, per --dtype")
+    parser.add_argument("--no-machine", action="store_true", help="skip the CPU features and matmul rates")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -120,7 +173,19 @@ def main() -> None:
         args.dtype, args.batch_view_num = args.dtype[0], args.batch_view_num[0]
         print(json.dumps(worker(args)))
         return
+    if not args.no_machine:
+        import torch
+
+        from syncdreamer_core.hardware import cpu_report
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        print(json.dumps({"machine": cpu_report(), "threads": torch.get_num_threads(),
+                          "matmul_2048_GFLOPs": matmul_rates(args.device)}), flush=True)
     for dtype in args.dtype:
+        if args.ddim_error and dtype != "fp32":
+            print(json.dumps({"ddim_50_steps_size": args.ddim_error, "dtype": dtype,
+                              "rel_l2_vs_fp32": round(ddim_error(args.ddim_error, dtype, args.device), 5)}), flush=True)
         for bvn in args.batch_view_num:
             command = [sys.executable, __file__, "--worker", "--size", args.size, "--device", args.device,
                        "--dtype", dtype, "--batch-view-num", str(bvn), "--batch", str(args.batch),

@@ -27,6 +27,13 @@ def resolve_dtypes(choice: str, device) -> tuple[torch.dtype, torch.dtype]:
         return dtype, dtype
     if choice == FP16_STORAGE:
         return torch.float32, torch.float16
+    if choice in ("fp16", "bf16") and torch.device(device).type == "cpu":
+        from syncdreamer_core.hardware import native_on_cpu
+
+        if not native_on_cpu(choice):
+            logging.warning("SyncDreamer: this CPU has no %s instructions: %s compute is emulated and many times "
+                            "slower than fp32; 'fp16 weights, fp32 compute' saves the same memory at fp32 speed",
+                            choice, choice)
     dtype = resolve_dtype(choice)
     return dtype, dtype
 
@@ -52,9 +59,11 @@ class SyncDreamerCheckpointLoader(io.ComfyNode):
                     "or its .safetensors conversion.")),
                 io.Combo.Input("dtype", options=DTYPES, default="auto", tooltip=(
                     "Precision of the network. auto: what ComfyUI picks for this device (fp32 on a CPU, fp16/bf16 on "
-                    "a GPU). fp32 also builds the CLIP_VISION output in fp32 (ComfyUI would store it in fp16); the "
-                    "other choices leave it to ComfyUI. 'fp16 weights, fp32 compute' halves the network's memory "
-                    "(3.9 -> 1.9 GB) and computes as an fp16 conversion of the checkpoint would.")),
+                    "a GPU). On a CPU keep fp32, or bf16 only where the CPU has bf16 instructions (AVX512_BF16/AMX: "
+                    "recent Xeons, AMD Zen 4+); fp16 and bf16 compute are emulated on other CPUs, many times slower "
+                    "than fp32: to save memory there pick 'fp16 weights, fp32 compute' (3.9 -> 1.9 GB, computes as an "
+                    "fp16 conversion of the checkpoint would). fp32 also builds the CLIP_VISION output in fp32 "
+                    "(ComfyUI would store it in fp16).")),
             ],
             outputs=[
                 SyncDreamerModelType.Output("syncdreamer_model", display_name="syncdreamer_model",
