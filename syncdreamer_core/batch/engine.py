@@ -150,6 +150,7 @@ def run_batch(items: list[BatchItem], settings: BatchSettings, output: Path, opt
                     on_item(line)
         except KeyboardInterrupt:
             report.interrupted = True
+            collect_finished(rows, output, report)
     finally:
         report.write(output)
         if started_ray:
@@ -157,6 +158,16 @@ def run_batch(items: list[BatchItem], settings: BatchSettings, output: Path, opt
     if report.interrupted:
         raise BatchInterrupted(report)
     return report
+
+
+def collect_finished(rows: list[dict], output: Path, report: BatchReport) -> None:
+    """After Ctrl-C: items whose record was written but not yet reported count as done."""
+    reported = {line["key"] for line in report.lines}
+    for row in rows:
+        path = output / row["key"] / RECORD
+        if row["key"] not in reported and path.is_file():
+            record = json.loads(path.read_text())
+            report.add({k: record.get(k) for k in ("key", "status", "input", "outputs", "times")})
 
 
 def print_line(line: dict) -> None:

@@ -183,7 +183,8 @@ class BatchSettings:
     device: str = "cpu"
     num_heads: int | None = None
 
-    #: Settings that change no output bit (how the work is spread, not what it computes).
+    #: How the work is spread, not what it computes (results agree to float rounding; the
+    #: record keeps them). Bit-equal to ``generate`` at the same values and thread count.
     UNKEYED = ("batch_view_num", "device")
 
     def for_item(self, item: BatchItem) -> dict:

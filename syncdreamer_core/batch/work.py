@@ -15,6 +15,7 @@ and renamed when complete, so a folder with a record is a finished item.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 import traceback
@@ -93,6 +94,7 @@ class Sampler:
             self._sample(row)
         except Exception as error:  # noqa: BLE001
             return fail(row, "sample", error)
+        row["sampled_by"] = f"{platform.node()}:{os.getpid()}"
         timed(row, "sample", started)
         return row
 
@@ -229,6 +231,7 @@ def _record(row: dict, folder: Path) -> dict:
         "elevation_estimate": json.loads(row.get("elevation_estimate") or "null"),
         "chosen_candidate": row.get("chosen_candidate"), "candidate_scores": json.loads(row.get("scores") or "[]"),
         "times": json.loads(row.get("times") or "{}"), "outputs": json.loads(row.get("outputs") or "{}"),
+        "sampled_by": row.get("sampled_by"),
         "versions": versions(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if failed:
@@ -239,4 +242,4 @@ def _record(row: dict, folder: Path) -> dict:
         (folder / FAILED).unlink()  # an earlier failure of this item, now done
     return {"key": row["key"], "status": record["status"], "line": json.dumps(
         {k: record.get(k) for k in ("key", "status", "input", "message", "stage", "outputs", "times",
-                                    "elevation_used", "chosen_candidate")}, default=str)}
+                                    "elevation_used", "chosen_candidate", "sampled_by")}, default=str)}
