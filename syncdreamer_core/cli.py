@@ -61,6 +61,15 @@ def _load_input(path: str, crop_size: int):
     return image
 
 
+def warn_emulated_half(device: str, dtype: str) -> None:
+    """fp16/bf16 compute on a CPU without the instructions for it is emulated: say so."""
+    from .hardware import native_on_cpu
+
+    if str(device).startswith("cpu") and dtype in ("fp16", "bf16") and not native_on_cpu(dtype):
+        print(f"WARNING: this CPU has no {dtype} instructions: {dtype} compute is emulated, many times slower than "
+              "fp32 (use --dtype fp32, and --weight-dtype fp16 to halve the memory)", file=sys.stderr)
+
+
 def cmd_generate(args) -> int:
     from .files import find_checkpoint, missing_checkpoint_message, progress_bar, view_file_names, write_views
     from .outputs import OutputClaim
@@ -70,6 +79,7 @@ def cmd_generate(args) -> int:
     image = _load_input(args.input, args.crop_size)
     output = Path(args.output)
     check_device(args.device, resolve_dtype(args.dtype))
+    warn_emulated_half(args.device, args.dtype)
     checkpoint = Path(args.ckpt) if args.ckpt else find_checkpoint()
     if checkpoint is None or not checkpoint.exists():
         print(missing_checkpoint_message() if checkpoint is None else
@@ -143,6 +153,7 @@ def _batch_on_ray(args, items, output: Path):
     from .weights.checkpoint import check_device, resolve_dtype
 
     check_device(args.device, resolve_dtype(args.dtype))
+    warn_emulated_half(args.device, args.dtype)
     settings = BatchSettings(
         checkpoint=str(_resolve_checkpoint(args.ckpt).resolve()), elevation=args.elevation, crop_size=args.crop_size,
         seed=args.seed, steps=args.steps, cfg_scale=args.cfg_scale, eta=args.eta, sampler=args.sampler,

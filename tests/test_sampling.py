@@ -168,8 +168,9 @@ def test_non_finite_latents_are_an_error_not_black_views(tiny_checkpoint, random
     from syncdreamer_core.weights.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(tiny_checkpoint, with_vae=False, with_clip=False)
-    with torch.no_grad():
-        loaded.model.unet.out[2].bias.fill_(float("inf"))
+    # A new parameter: the loaded network shares storage with the session's checkpoint.
+    out = loaded.model.unet.out[2]
+    out.bias = torch.nn.Parameter(torch.full_like(out.bias, float("inf")), requires_grad=False)
     with pytest.raises(SamplingError, match="NaN or infinite latents"):
         sample(SyncDenoiser(loaded.model), random_cond, 1, 2.0)
 
