@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,14 +13,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import helpers  # noqa: E402,F401 - puts the project on sys.path
 
+# Test files run in parallel processes (pytest-xdist, see pyproject.toml): the cores are split
+# between them so that torch's thread pools do not oversubscribe the machine.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint():
     """A randomly initialised checkpoint in the official layout (tiny network, small VAE/CLIP)."""
-    from syncdreamer_core.network.config import SyncDreamerConfig
+    from helpers import fast_tiny_config
+
     from syncdreamer_core.weights.official_layout import random_checkpoint
 
-    return random_checkpoint(SyncDreamerConfig.tiny(), seed=3)
+    return random_checkpoint(fast_tiny_config(), seed=3)
 
 
 @pytest.fixture(scope="session")

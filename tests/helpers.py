@@ -24,6 +24,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def fast_tiny_config():
+    """The tests' network: the tiny structure with attention only at the coarsest level
+    (a step costs 40 % less; everything the tests check is the same)."""
+    from syncdreamer_core.network.config import SyncDreamerConfig
+
+    return SyncDreamerConfig.tiny().replace(attention_resolutions=(4,))
+
+
 def fixture_sets() -> dict[str, Path]:
     """Every parity fixture set: the repository's, then any more in ../shared."""
     found = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import fast_tiny_config
 from safetensors.torch import save_file
 
 from syncdreamer_core.network.config import SyncDreamerConfig
@@ -69,7 +70,7 @@ def test_random_checkpoint_round_trips_through_files(tmp_path, tiny_checkpoint):
     torch.save(tiny_checkpoint, tmp_path / "bare.pt")
     for name in ("model.ckpt", "model.safetensors", "bare.pt"):
         loaded = load_checkpoint(tmp_path / name)
-        assert loaded.config == SyncDreamerConfig.tiny().replace(num_heads=8)
+        assert loaded.config == fast_tiny_config().replace(num_heads=8)
         assert torch.equal(loaded.model.cc_projection.weight, tiny_checkpoint["cc_projection.weight"])
 
 

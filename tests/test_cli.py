@@ -58,15 +58,9 @@ def test_generate_writes_strips_and_grids(tmp_path, ckpt, capsys):
 
 
 def test_candidate_k_can_be_regenerated_alone_with_seed_plus_k(tmp_path, ckpt):
-    assert generate(ckpt, tmp_path / "batch", "--sample-num", "3", "--seed", "40") == 0
-    assert generate(ckpt, tmp_path / "alone", "--seed", "42") == 0
-    assert (tmp_path / "batch" / "2.png").read_bytes() == (tmp_path / "alone" / "0.png").read_bytes()
-
-
-@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-def test_half_precision_runs_on_the_cpu(tmp_path, ckpt, dtype):
-    assert generate(ckpt, tmp_path / dtype, "--dtype", dtype) == 0
-    assert np.asarray(Image.open(tmp_path / dtype / "0.png")).std() > 0  # not a blank strip
+    assert generate(ckpt, tmp_path / "batch", "--sample-num", "2", "--seed", "40") == 0
+    assert generate(ckpt, tmp_path / "alone", "--seed", "41") == 0
+    assert (tmp_path / "batch" / "1.png").read_bytes() == (tmp_path / "alone" / "0.png").read_bytes()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -36,9 +36,9 @@ def test_same_seed_same_result_other_seed_other_result(denoiser, random_cond):
 
 def test_instance_k_of_a_batch_is_the_single_run_with_seed_plus_k(denoiser):
     cond = two_instances()
-    together = sample(denoiser, cond, 3, 2.0, 1.0, seed=40)
+    together = sample(denoiser, cond, 2, 2.0, 1.0, seed=40)
     for k in range(2):
-        alone = sample(denoiser, cond.instance(k), 3, 2.0, 1.0, seed=40 + k)
+        alone = sample(denoiser, cond.instance(k), 2, 2.0, 1.0, seed=40 + k)
         assert torch.equal(together[k:k + 1], alone)
 
 
@@ -122,12 +122,13 @@ def test_dpm_solver_runs(denoiser, random_cond):
 
 def test_dpm_solver_at_many_steps_approaches_deterministic_ddim(denoiser, random_cond):
     """Both integrate the same ODE: with eta 0 and enough steps they meet."""
-    ddim = sample(denoiser, random_cond, 20, 2.0, eta=0.0, seed=3)
-    dpm = sample(denoiser, random_cond, 20, 2.0, sampler="dpmpp_2m", seed=3)
-    few = sample(denoiser, random_cond, 4, 2.0, sampler="dpmpp_2m", seed=3)
+    # Without guidance (one network pass per step): the ODE is the same either way.
+    ddim = sample(denoiser, random_cond, 12, 1.0, eta=0.0, seed=3)
+    dpm = sample(denoiser, random_cond, 12, 1.0, sampler="dpmpp_2m", seed=3)
+    few = sample(denoiser, random_cond, 3, 1.0, sampler="dpmpp_2m", seed=3)
     far = float((few - ddim).norm() / ddim.norm())
     near = float((dpm - ddim).norm() / ddim.norm())
-    print(f"dpmpp_2m vs ddim(eta 0): 20 steps {near:.4f}, 4 steps {far:.4f}")
+    print(f"dpmpp_2m vs ddim(eta 0): 12 steps {near:.4f}, 3 steps {far:.4f}")
     assert near < far and near < 0.05, (near, far)
 
 
