@@ -223,3 +223,14 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_continues(local_ray, square_c
                              texture=0, max_faces=2000)
     rerun = run_batch(items, settings, output, EngineOptions(progress=False))
     assert rerun.count("skipped") == finished and rerun.count("done") == len(names) - finished, rerun.summary()
+
+
+def test_sampler_actors_never_hold_every_cpu(monkeypatch):
+    """Sampler actors that reserved all CPUs would leave the meshing stage unscheduled forever."""
+    from syncdreamer_core.batch.engine import PREPARE_CPUS, sampler_cpus
+
+    for cpus, actors in ((2, 1), (2, 2), (4, 3), (64, 8)):
+        monkeypatch.setattr(ray, "cluster_resources", lambda cpus=cpus: {"CPU": float(cpus)})
+        reserved = sampler_cpus(actors, 1.0)
+        assert 0 < reserved <= 1 and actors * reserved + 1.0 + PREPARE_CPUS <= cpus, (cpus, actors, reserved)
+    assert sampler_cpus(8, 1.0) == 1.0  # enough CPUs: one each

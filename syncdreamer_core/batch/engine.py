@@ -101,6 +101,15 @@ def connect(options: EngineOptions) -> bool:
     return True
 
 
+def sampler_cpus(actors: int, recon_cpus: float) -> float:
+    """CPUs each sampler actor reserves: one, or less where the actors would otherwise hold every
+    CPU of the cluster and leave none for a meshing task (the job would stall, not fail)."""
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", 1))
+    return max(0.1, min(1.0, (total - recon_cpus - PREPARE_CPUS) / actors))
+
+
 class PinnedSampler(Sampler):
     """The sampler actor with its torch thread count fixed (Ray's default of one thread
     per reserved CPU would leave a CPU sampler one core)."""
@@ -140,7 +149,7 @@ def run_batch(items: list[BatchItem], settings: BatchSettings, output: Path, opt
         # into the sampler actors, so reading overlaps sampling.
         dataset = dataset.map(prepare, num_cpus=PREPARE_CPUS)
         dataset = dataset.map(PinnedSampler, fn_constructor_args=(settings, threads), concurrency=actors,
-                              num_gpus=1 if on_gpu else 0, num_cpus=1)
+                              num_gpus=1 if on_gpu else 0, num_cpus=sampler_cpus(actors, options.recon_cpus))
         dataset = dataset.map(finish, fn_kwargs={"output": str(output)}, num_cpus=options.recon_cpus)
         try:
             for row in dataset.iter_rows():
