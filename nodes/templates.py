@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import sys
 
 #: Node types that exist only in the frontend.
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
@@ -43,9 +44,14 @@ def filter_listing(listing: dict, pack: str, hidden: list[str]) -> dict:
 
 def install_template_filter(pack: str, folder: str) -> None:
     """Hide this host's unrunnable templates of ``pack`` from the template browser."""
+    # The running server imports its module before it loads custom nodes; importing it here
+    # elsewhere (a script, a test) would pull in the whole web stack for nothing.
+    server = sys.modules.get("server")
+    if server is None or not hasattr(server, "PromptServer"):
+        return
+    PromptServer = server.PromptServer
     try:
         from aiohttp import web
-        from server import PromptServer
 
         import nodes as host_nodes
     except ImportError:  # not inside a ComfyUI server
