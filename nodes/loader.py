@@ -27,13 +27,11 @@ def resolve_dtypes(choice: str, device) -> tuple[torch.dtype, torch.dtype]:
         return dtype, dtype
     if choice == FP16_STORAGE:
         return torch.float32, torch.float16
-    if choice in ("fp16", "bf16") and torch.device(device).type == "cpu":
-        from syncdreamer_core.hardware import native_on_cpu
+    from syncdreamer_core.hardware import emulated_half_warning
 
-        if not native_on_cpu(choice):
-            logging.warning("SyncDreamer: this CPU has no %s instructions: %s compute is emulated and many times "
-                            "slower than fp32; 'fp16 weights, fp32 compute' saves the same memory at fp32 speed",
-                            choice, choice)
+    warning = emulated_half_warning(torch.device(device).type, choice)
+    if warning:
+        logging.warning("SyncDreamer: %s; 'fp16 weights, fp32 compute' saves the same memory at fp32 speed", warning)
     dtype = resolve_dtype(choice)
     return dtype, dtype
 

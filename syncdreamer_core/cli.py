@@ -62,12 +62,11 @@ def _load_input(path: str, crop_size: int):
 
 
 def warn_emulated_half(device: str, dtype: str) -> None:
-    """fp16/bf16 compute on a CPU without the instructions for it is emulated: say so."""
-    from .hardware import native_on_cpu
+    from .hardware import emulated_half_warning
 
-    if str(device).startswith("cpu") and dtype in ("fp16", "bf16") and not native_on_cpu(dtype):
-        print(f"WARNING: this CPU has no {dtype} instructions: {dtype} compute is emulated, many times slower than "
-              "fp32 (use --dtype fp32, and --weight-dtype fp16 to halve the memory)", file=sys.stderr)
+    warning = emulated_half_warning(device, dtype)
+    if warning:
+        print(f"WARNING: {warning} (use --dtype fp32, and --weight-dtype fp16 to halve the memory)", file=sys.stderr)
 
 
 def cmd_generate(args) -> int:

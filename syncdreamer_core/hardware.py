@@ -50,6 +50,14 @@ def native_on_cpu(dtype: str) -> bool:
     return any(flag in flags for flag in NATIVE_FLAGS[dtype])
 
 
+def emulated_half_warning(device, dtype: str) -> str | None:
+    """The warning for fp16/bf16 compute on a CPU that lacks the instructions (torch emulates
+    them, many times slower than fp32); None where the choice is fine."""
+    if not str(device).startswith("cpu") or dtype not in ("fp16", "bf16") or native_on_cpu(dtype):
+        return None
+    return f"this CPU has no {dtype} instructions: {dtype} compute is emulated and many times slower than fp32"
+
+
 def cpu_report() -> dict:
     import torch
 
