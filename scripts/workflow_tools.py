@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,17 +65,24 @@ def _ensure_host(stock: dict) -> None:
         sys.modules["folder_paths"] = comfy_stubs.make_folder_paths(Path(tempfile.mkdtemp(prefix="syncdreamer-")))
 
 
-def pack_definitions(stock: dict | None = None) -> dict:
-    """/object_info entries of this pack's nodes, as the host derives them from their schemas."""
+def pack_definitions(stock: dict | None = None, host_only_outputs: bool = False) -> dict:
+    """/object_info entries of this pack's nodes, as the host derives them from their schemas.
+    Templates are built without outputs only some hosts have (Save Mesh's File3D), so one
+    file opens the same everywhere; ``host_only_outputs`` adds those the recorded host has."""
     stock = stock or stock_definitions()
     _ensure_host(stock)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    import comfy_stubs
+
     from nodes import NODES
 
+    io = sys.modules["comfy_api.latest"].io
+    file_3d = host_only_outputs and "FILE_3D" in json.dumps(stock)  # the host's 3D nodes take FILE_3D
+    with comfy_stubs.file_3d(io, file_3d) if getattr(io, "STAND_IN", False) else nullcontext():
+        schemas = [cls.GET_SCHEMA() for cls in NODES]
     out = {}
-    for cls in NODES:
-        schema = cls.GET_SCHEMA()
+    for schema in schemas:
         inputs: dict = {"required": {}}
         for item in schema.inputs:
             spec = item.as_dict()

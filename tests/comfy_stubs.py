@@ -7,6 +7,7 @@ integration tests check the same nodes against real ComfyUI hosts."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import math
@@ -185,7 +186,7 @@ class MESH:
 def comfy_api_modules(with_mesh_type: bool = True) -> dict[str, types.ModuleType]:
     number = {"min": "min", "max": "max", "step": "step", "display_mode": "display"}
     io = _module(
-        "comfy_api.latest._io",
+        "comfy_api.latest._io", STAND_IN=True,
         Schema=Schema, NodeOutput=NodeOutput, ComfyNode=ComfyNode, Hidden=Hidden,
         Int=_type("INT", {**number, "control_after_generate": "control_after_generate"}, widget=True),
         Float=_type("FLOAT", {**number, "round": "round"}, widget=True),
@@ -204,6 +205,22 @@ def comfy_api_modules(with_mesh_type: bool = True) -> dict[str, types.ModuleType
                      Types=types_ns)
     return {"comfy_api": _module("comfy_api", latest=latest), "comfy_api.latest": latest,
             "comfy_api.latest._io": io}
+
+
+@contextlib.contextmanager
+def file_3d(io: types.ModuleType, present: bool):
+    """Within the block, the stand-in schema module has the host's File3D type (ComfyUI 0.27+) or not."""
+    before = io.__dict__.get("File3DAny")
+    if present:
+        io.File3DAny = _type("FILE_3D")
+    else:
+        io.__dict__.pop("File3DAny", None)
+    try:
+        yield
+    finally:
+        io.__dict__.pop("File3DAny", None)
+        if before is not None:
+            io.File3DAny = before
 
 
 def install_api(with_mesh_type: bool = True) -> None:

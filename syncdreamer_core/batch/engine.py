@@ -148,7 +148,8 @@ def run_batch(items: list[BatchItem], settings: BatchSettings, output: Path, opt
         # Light (one image read and resized); its own CPU share keeps Ray Data from fusing it
         # into the sampler actors, so reading overlaps sampling.
         dataset = dataset.map(prepare, num_cpus=PREPARE_CPUS)
-        dataset = dataset.map(PinnedSampler, fn_constructor_args=(settings, threads), concurrency=actors,
+        dataset = dataset.map(PinnedSampler, fn_constructor_args=(settings, threads),
+                              compute=ray.data.ActorPoolStrategy(size=actors),
                               num_gpus=1 if on_gpu else 0, num_cpus=sampler_cpus(actors, options.recon_cpus))
         dataset = dataset.map(finish, fn_kwargs={"output": str(output)}, num_cpus=options.recon_cpus)
         try:
