@@ -129,7 +129,7 @@ class Chain:
                              [self.preview, self.save_views]], color="#8A8")
 
     def mesh_group(self, title: str = "3. Textured mesh") -> Group:
-        return Group(title, [[self.recon], [self.save_glb, self.save_mesh], [self.preview3d], [self.turntable, self.webp]],
+        return Group(title, [[self.recon, self.save_mesh], [self.save_glb], [self.preview3d], [self.turntable, self.webp]],
                      color="#a1309b")
 
 

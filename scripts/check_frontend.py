@@ -35,7 +35,7 @@ READ_GRAPH = """() => {
 }"""
 
 
-MESSAGES = """() => Array.from(document.querySelectorAll('.p-toast-message, .p-dialog'))
+MESSAGES = """() => Array.from(document.querySelectorAll('.p-toast-message, .p-dialog, [role="alert"]'))
     .map(e => e.innerText.trim().replace(/\\s+/g, ' ').slice(0, 300)).filter(t => t)"""
 
 
@@ -43,8 +43,15 @@ def open_template(page, title: str) -> None:
     """Template browser -> search -> click the card, as a user does."""
     page.keyboard.press("Escape")
     page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
-    page.wait_for_timeout(1500)
-    page.get_by_placeholder("Search").first.fill(title)
+    search = page.get_by_placeholder("Search").first
+    try:
+        search.wait_for(timeout=10000)
+    except Exception:  # noqa: BLE001 - a frontend still starting drops the command: use the sidebar button
+        page.keyboard.press("Escape")
+        page.get_by_text("Templates", exact=True).first.click()
+        search.wait_for(timeout=30000)
+    page.wait_for_timeout(500)
+    search.fill(title)
     page.wait_for_timeout(1500)
     page.get_by_text(title, exact=True).first.click()
     page.wait_for_timeout(3000)
