@@ -79,7 +79,7 @@ def pack_definitions(stock: dict | None = None, host_only_outputs: bool = False)
 
     io = sys.modules["comfy_api.latest"].io
     file_3d = host_only_outputs and "FILE_3D" in json.dumps(stock)  # the host's 3D nodes take FILE_3D
-    with comfy_stubs.file_3d(io, file_3d) if getattr(io, "STAND_IN", False) else nullcontext():
+    with comfy_stubs.file_3d(io) if file_3d and getattr(io, "STAND_IN", False) else nullcontext():
         schemas = [cls.GET_SCHEMA() for cls in NODES]
     out = {}
     for schema in schemas:

@@ -208,19 +208,13 @@ def comfy_api_modules(with_mesh_type: bool = True) -> dict[str, types.ModuleType
 
 
 @contextlib.contextmanager
-def file_3d(io: types.ModuleType, present: bool):
-    """Within the block, the stand-in schema module has the host's File3D type (ComfyUI 0.27+) or not."""
-    before = io.__dict__.get("File3DAny")
-    if present:
-        io.File3DAny = _type("FILE_3D")
-    else:
-        io.__dict__.pop("File3DAny", None)
+def file_3d(io: types.ModuleType):
+    """Within the block, the stand-in schema module has the File3D type of ComfyUI 0.27+."""
+    io.File3DAny = _type("FILE_3D")
     try:
         yield
     finally:
-        io.__dict__.pop("File3DAny", None)
-        if before is not None:
-            io.File3DAny = before
+        del io.File3DAny
 
 
 def install_api(with_mesh_type: bool = True) -> None:
