@@ -126,7 +126,10 @@ def _resolve_checkpoint(path: str | None) -> Path:
 
 
 def cmd_batch(args) -> int:
+    """Everything that can be checked is checked before Ray starts: the inputs and lists,
+    the output folder, the workflow and its image node, the checkpoint's file and layout."""
     from .batch.items import expand_inputs
+    from .batch.report import REPORT
     from .outputs import check_writable_folder
 
     items = expand_inputs(args.inputs)
@@ -137,13 +140,18 @@ def cmd_batch(args) -> int:
 
         if not args.workflow or not args.image_node:
             raise ValueError("--comfyui needs --workflow API.json and --image-node ID (the LoadImage node to feed)")
-        report = run_on_servers(items, args.comfyui.split(","), Path(args.workflow), args.image_node, output,
+        servers = [s.strip() for s in args.comfyui.split(",") if s.strip()]
+        if not servers:
+            raise ValueError(f"--comfyui {args.comfyui!r} names no server (host:port[,host:port...])")
+        report = run_on_servers(items, servers, Path(args.workflow), args.image_node, output,
                                 retry_failed=args.retry_failed, address=args.address)
     else:
         report = _batch_on_ray(args, items, output)
     print(report.summary())
-    print(f"report: {output / 'report.jsonl'}")
-    return 130 if report.interrupted else (1 if report.count("failed") else 0)
+    print(f"report: {output / REPORT}")
+    if report.failure_line() and not report.interrupted:
+        print(report.failure_line(), file=sys.stderr)
+    return report.exit_code()
 
 
 def _batch_on_ray(args, items, output: Path):
@@ -151,10 +159,14 @@ def _batch_on_ray(args, items, output: Path):
     from .batch.items import BatchSettings
     from .weights.checkpoint import check_device, resolve_dtype
 
+    from .weights.checkpoint import inspect_checkpoint
+
     check_device(args.device, resolve_dtype(args.dtype))
     warn_emulated_half(args.device, args.dtype)
+    checkpoint = _resolve_checkpoint(args.ckpt).resolve()
+    inspect_checkpoint(checkpoint, args.num_heads)
     settings = BatchSettings(
-        checkpoint=str(_resolve_checkpoint(args.ckpt).resolve()), elevation=args.elevation, crop_size=args.crop_size,
+        checkpoint=str(checkpoint), elevation=args.elevation, crop_size=args.crop_size,
         seed=args.seed, steps=args.steps, cfg_scale=args.cfg_scale, eta=args.eta, sampler=args.sampler,
         candidates=args.candidates, recon=args.recon, resolution=args.resolution, max_faces=args.faces,
         texture=args.texture, turntable=args.turntable, save_latents=args.save_latents, dtype=args.dtype,
@@ -198,7 +210,7 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class _HelpFormatter(argparse.HelpFormatter):
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Every option's help ends with its default, unless the help already says it."""
 
     def _get_help_string(self, action):
@@ -244,6 +256,7 @@ def add_sampling_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .batch.report import EXIT_CODES
     from .diffusion.schedule import MAX_STEPS
 
     parser = argparse.ArgumentParser(prog="python -m syncdreamer_core",
@@ -281,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     batch = command("batch", "many images to textured meshes on Ray (resumable; one machine or a cluster)")
+    batch.epilog = "exit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
     batch.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, glob patterns, or CSV/JSONL "
                        "lists (column image, optional elevation, crop_size, seed)")
     batch.add_argument("--output", required=True, help="folder for every item's outputs and report.jsonl (on a "
@@ -302,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="frames of a turntable WEBP (0: none)")
     batch.add_argument("--save-latents", action="store_true", help="also keep every candidate's latents")
     batch.add_argument("--retry-failed", action="store_true", help="redo only the items that failed before")
-    batch.add_argument("--address", default=None, help="a Ray cluster (auto, or ray://HOST:10001); default: "
-                       "$RAY_ADDRESS, else a local Ray started for this command")
+    batch.add_argument("--address", default=None, help="join a Ray cluster from one of its nodes: auto, or HEAD_IP:PORT "
+                       "(the port of `ray start --head --port`); default: $RAY_ADDRESS, else a local Ray started for "
+                       "this command")
     batch.add_argument("--sampler-actors", type=_int_in(1, 256, "--sampler-actors"), default=None,
                        help="sampler actors (each loads the checkpoint); default: one per GPU, else 1")
     batch.add_argument("--sampler-threads", type=_int_in(1, 1024, "--sampler-threads"), default=None,

@@ -127,3 +127,73 @@ class OutputClaim:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+LOCK_NAME = ".batch.lock"
+
+
+class OutputLock:
+    """One batch at a time in an output folder (a context manager): a second run into the
+    same folder stops at once, naming the run that holds it, instead of computing the same
+    items twice. The lock is the operating system's, so it goes with the process that held
+    it, however that process ends (no stale lock after a crash or SIGKILL)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / LOCK_NAME
+        self.handle = None
+
+    def __enter__(self) -> OutputLock:
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
+        if not _try_lock(handle):
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise OutputError(f"another batch ({holder}) is writing into {self.path.parent}: wait for it to finish, "
+                              "or choose another --output")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            _unlock(self.handle)
+            self.handle.close()
+            self.handle = None
+
+
+def _try_lock(handle) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _unlock(handle) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        handle.seek(0)
+        with contextlib.suppress(OSError):
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -182,10 +182,27 @@ def test_inputs_are_files_folders_patterns_and_lists(inputs, tmp_path):
     first, later = expand_inputs([str(listed)])
     assert (first.elevation, first.seed, first.problem) == (0.0, 3, None)
     assert later.path == str(tmp_path / "later.png") and "does not exist" in later.problem
+    # A bad value fails its row (named by file, line and column); the other rows go on.
+    (tmp_path / "teapot.png").write_bytes((inputs / "teapot.png").read_bytes())
     bad = tmp_path / "bad.csv"
-    bad.write_text("image,elevation\nteapot.png,high\n")
-    with pytest.raises(BatchInputError, match="line 2: elevation must be a number"):
-        expand_inputs([str(bad)])
+    bad.write_text("image,elevation,seed\nteapot.png,high,\nteapot.png,10,-3\nteapot.png,12,7\n")
+    high, negative, good = expand_inputs([str(bad)])
+    assert f"{bad} line 2, column elevation: must be a number, got 'high'" in high.problem
+    assert "line 3, column seed: must be in 0.." in negative.problem
+    assert (good.problem, good.elevation, good.seed) == (None, 12.0, 7)
+    typed = tmp_path / "typed.jsonl"
+    typed.write_text('{"image": "teapot.png", "elevation": true}\n{"image": "teapot.png", "elevation": "20"}\n'
+                     '{"image": "teapot.png", "crop_size": 180.5}\n{"image": "teapot.png", "elevation": 20, "seed": 4}\n')
+    boolean, text, fraction, number = expand_inputs([str(typed)])
+    assert f"{typed} line 1, column elevation: must be a number, got true (bool)" in boolean.problem
+    assert boolean.elevation is None  # never taken as 1.0 degree
+    assert "line 2, column elevation: must be a number, got '20' (str)" in text.problem
+    assert "line 3, column crop_size: must be an integer" in fraction.problem
+    assert (number.problem, number.elevation, number.seed) == (None, 20.0, 4)
+    binary = tmp_path / "photos.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary")
+    with pytest.raises(BatchInputError, match=f"the list {binary} is not a UTF-8 text file"):
+        expand_inputs([str(binary)])
     (tmp_path / "nocolumn.csv").write_text("picture\nx.png\n")
     with pytest.raises(BatchInputError, match="must name the columns"):
         expand_inputs([str(tmp_path / "nocolumn.csv")])

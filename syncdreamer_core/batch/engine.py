@@ -18,11 +18,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cluster import connect
 from .items import BatchItem, BatchSettings, item_key
 from .report import BatchReport
 from .work import FAILED, RECORD, Sampler, finish, prepare
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 PREPARE_CPUS = 0.5
 
 
@@ -80,27 +80,6 @@ def previous_failures(output: Path) -> set[str]:
     return {line["input"] for line in lines if line.get("status") in ("failed", "failed-before")}
 
 
-def connect(options: EngineOptions) -> bool:
-    """Join the cluster at ``options.address`` / $RAY_ADDRESS, or start a local Ray sized to
-    this machine. Returns whether this call started Ray (and must stop it)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = options.address or os.environ.get("RAY_ADDRESS")
-    package = str(PACKAGE_ROOT / "syncdreamer_core")
-    if address:
-        # The cluster's nodes get this package from the driver, whatever is installed there.
-        ray.init(address=address, runtime_env={"py_modules": [package], "excludes": ["examples/*"]},
-                 log_to_driver=False)
-        return True
-    memory = (options.object_store_mb or 1024) * 2**20
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=memory, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT),
-                                                                                 os.environ.get("PYTHONPATH")]))}})
-    return True
-
-
 def sampler_cpus(actors: int, recon_cpus: float) -> float:
     """CPUs each sampler actor reserves: one, or less where the actors would otherwise hold every
     CPU of the cluster and leave none for a meshing task (the job would stall, not fail)."""
@@ -128,14 +107,23 @@ def run_batch(items: list[BatchItem], settings: BatchSettings, output: Path, opt
     ``output/report.jsonl``). ``on_item(line)`` is called as each item finishes."""
     import ray
 
+    from ..outputs import OutputLock
+
     options = options or EngineOptions()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    with OutputLock(output):
+        return _run_batch(items, settings, output, options, retry_failed, on_item)
+
+
+def _run_batch(items, settings, output, options, retry_failed, on_item) -> BatchReport:
+    import ray
+
     rows, report = plan(items, settings, output, retry_failed)
     if not rows:
         report.write(output)
         return report
-    started_ray = connect(options)
+    started_ray = connect(options.address, options.object_store_mb)
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         on_gpu = settings.device.startswith("cuda")

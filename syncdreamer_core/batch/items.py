@@ -22,11 +22,15 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..defaults import MAX_SEED
+from ..preprocess import MIN_CROP_SIZE
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 LIST_SUFFIXES = (".csv", ".jsonl")
 PATH_COLUMNS = ("image", "path", "file")
-#: Per-item settings a list may give.
+#: Per-item settings a list may give, and their ranges (as the command line's options).
 ITEM_COLUMNS = ("elevation", "crop_size", "seed")
+RANGES = {"elevation": (-90.0, 90.0), "crop_size": (-1, 256), "seed": (0, MAX_SEED)}
 
 
 class BatchInputError(ValueError):
@@ -66,28 +70,52 @@ class BatchItem:
         return self.content_hash
 
 
-def _number(value, name: str, where: str, integer: bool = False):
+def _number(value, name: str, where: str, integer: bool = False, text: bool = False):
+    """A list's value for ``name``: None when empty, else a finite number (an integer for
+    ``integer``). ``text``: the list stores text (CSV), so "20" is read as 20; in JSONL a
+    number must be a JSON number, and a boolean is never one."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or (isinstance(value, str) and not text) or not isinstance(value, (str, int, float)):
+        shown = json.dumps(value) if not isinstance(value, str) else repr(value)
+        raise BatchInputError(f"{where}, column {name}: must be {kind}, got {shown} ({type(value).__name__})")
     try:
-        number = int(str(value).strip()) if integer else float(value)
+        if integer:
+            number = int(value.strip()) if isinstance(value, str) else value
+            if isinstance(number, float):
+                if not number.is_integer():
+                    raise ValueError
+                number = int(number)
+        else:
+            number = float(value)
     except ValueError:
-        raise BatchInputError(f"{where}: {name} must be {'an integer' if integer else 'a number'}, got {value!r}") from None
+        raise BatchInputError(f"{where}, column {name}: must be {kind}, got {value!r}") from None
     if not integer and not math.isfinite(number):
-        raise BatchInputError(f"{where}: {name} must be finite, got {value!r}")
+        raise BatchInputError(f"{where}, column {name}: must be finite, got {value!r}")
+    low, high = RANGES[name]
+    if not (low <= number <= high) or (name == "crop_size" and 0 <= number < MIN_CROP_SIZE):
+        allowed = f"-1 or {MIN_CROP_SIZE}..{high}" if name == "crop_size" else f"{low:g}..{high:g}"
+        raise BatchInputError(f"{where}, column {name}: must be in {allowed}, got {value!r}")
     return number
 
 
-def _row_item(row: dict, base: Path, where: str) -> BatchItem:
+def _row_item(row: dict, base: Path, where: str, text: bool) -> BatchItem:
     path = next((row[c] for c in PATH_COLUMNS if row.get(c)), None)
-    if not path:
-        raise BatchInputError(f"{where}: no image path (a column named {', '.join(PATH_COLUMNS)})")
-    path = str(path).strip()
+    if not path or not isinstance(path, str):
+        raise BatchInputError(f"{where}: no image path (a column named {', '.join(PATH_COLUMNS)}, holding text)")
+    path = path.strip()
     full = Path(path) if Path(path).is_absolute() else base / path
-    item = BatchItem(str(full), _number(row.get("elevation"), "elevation", where),
-                     _number(row.get("crop_size"), "crop_size", where, integer=True),
-                     _number(row.get("seed"), "seed", where, integer=True), source=where)
-    if not full.is_file():
+    item = BatchItem(str(full), source=where)
+    problems = []
+    for name in ITEM_COLUMNS:
+        try:
+            setattr(item, name, _number(row.get(name), name, where, integer=name != "elevation", text=text))
+        except BatchInputError as error:
+            problems.append(str(error))
+    if problems:
+        item.problem = "; ".join(problems)  # this row fails; the others go on
+    elif not full.is_file():
         item.problem = f"{full} does not exist or is not a file (named in {where})"
     return item
 
@@ -104,7 +132,8 @@ def read_list(path: Path) -> list[BatchItem]:
                     raise BatchInputError(f"{path}: the first row must name the columns, one of them "
                                           f"{' / '.join(PATH_COLUMNS)} (optional: {', '.join(ITEM_COLUMNS)})")
                 for number, row in enumerate(reader, start=2):
-                    items.append(_row_item({k.strip(): v for k, v in row.items() if k}, base, f"{path} line {number}"))
+                    items.append(_row_item({k.strip(): v for k, v in row.items() if k}, base, f"{path} line {number}",
+                                           text=True))
         else:
             with path.open(encoding="utf-8") as handle:
                 for number, line in enumerate(handle, start=1):
@@ -119,7 +148,13 @@ def read_list(path: Path) -> list[BatchItem]:
                     if not isinstance(row, dict):
                         raise BatchInputError(f"{path} line {number}: expected an object like "
                                               '{"image": "a.png", "elevation": 20}')
-                    items.append(_row_item(row, base, f"{path} line {number}"))
+                    items.append(_row_item(row, base, f"{path} line {number}", text=False))
+    except UnicodeDecodeError as error:
+        raise BatchInputError(f"the list {path} is not a UTF-8 text file (byte {error.start} is {error.object[error.start:error.start + 1]!r}): "
+                              "give a CSV or JSONL list of image paths") from None
+    except csv.Error as error:
+        raise BatchInputError(f"the list {path} is not a readable CSV file ({error}): give a CSV or JSONL list of "
+                              "image paths") from None
     except OSError as error:
         raise BatchInputError(f"cannot read the list {path}: {error.strerror or error}") from None
     return items
@@ -149,7 +184,7 @@ def expand_inputs(inputs: list[str]) -> list[BatchItem]:
                                   "(it does not exist)")
     unique, seen = [], set()
     for item in items:
-        key = (os.path.realpath(item.path), item.elevation, item.crop_size, item.seed)
+        key = (os.path.realpath(item.path), item.elevation, item.crop_size, item.seed, item.problem)
         if key not in seen:
             seen.add(key)
             unique.append(item)

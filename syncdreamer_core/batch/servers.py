@@ -44,7 +44,7 @@ class ServerWorker:
         self.timeout = timeout
 
     def run(self, item_path: str, workflow: dict, image_node: str, folder: str) -> dict:
-        from ..comfy_http import ComfyClient, ComfyError
+        from ..comfy_http import ComfyClient, ComfyError, ServerAnswerError, output_files
 
         client = ComfyClient(self.server, timeout=self.timeout)
         started = time.perf_counter()
@@ -53,68 +53,83 @@ class ServerWorker:
             graph = copy.deepcopy(workflow)
             graph[image_node]["inputs"]["image"] = uploaded
             prompt_id = client.submit(graph)
+        except ServerAnswerError as error:
+            raise ItemFailed(str(error)) from None
         except (OSError, ConnectionError) as error:
             raise ServerDown(f"{self.server}: {error}") from None
         except ComfyError as error:
             raise ItemFailed(str(error)) from None
         try:
             entry = client.wait(prompt_id)
+            status = entry.get("status", {})
+            if status.get("status_str") != "success":
+                messages = [m[1].get("exception_message", "") for m in status.get("messages", [])
+                            if isinstance(m, list) and len(m) == 2 and m[0] == "execution_error" and isinstance(m[1], dict)]
+                raise ItemFailed("; ".join(map(str, messages)) or f"the workflow ended with status {str(status)[:200]}")
+            files = output_files(entry)
+            for file in files:
+                client.download(file, Path(folder))
+        except ServerAnswerError as error:
+            raise ItemFailed(f"{self.server}: {error}") from None
         except (OSError, ConnectionError) as error:
             raise ServerDown(f"{self.server} stopped while running the item: {error}") from None
-        if entry["status"].get("status_str") != "success":
-            messages = [m[1].get("exception_message", "") for m in entry["status"].get("messages", [])
-                        if m[0] == "execution_error"]
-            raise ItemFailed("; ".join(messages) or f"the workflow ended with status {entry['status']}")
-        files = []
-        target = Path(folder)
-        for node_id, output in entry.get("outputs", {}).items():
-            for kind in ("images", "gifs", "3d", "audio", "video"):
-                for ref in output.get(kind, []) or []:
-                    if not isinstance(ref, dict) or "filename" not in ref:
-                        continue
-                    name = f"{node_id}-{ref['filename']}"
-                    try:
-                        data = client.fetch(ref)
-                    except (OSError, ConnectionError) as error:
-                        raise ServerDown(f"{self.server}: downloading {ref['filename']}: {error}") from None
-                    atomic_write(target / name, lambda path, data=data: path.write_bytes(data))
-                    files.append(name)
-        return {"server": self.server, "outputs": files, "seconds": round(time.perf_counter() - started, 3),
-                "prompt_id": prompt_id}
+        renamed = {f.local_name: str(f.ref["filename"]) for f in files
+                   if f.local_name != f"{f.node}-{f.ref['filename']}"}
+        return {"server": self.server, "outputs": [f.local_name for f in files], "renamed": renamed,
+                "seconds": round(time.perf_counter() - started, 3), "prompt_id": prompt_id}
 
 
 def run_on_servers(items: list[BatchItem], servers: list[str], workflow_path: Path, image_node: str, output: Path,
                    retry_failed: bool = False, address: str | None = None, on_item=None) -> BatchReport:
-    """Every item through ``workflow_path`` on ``servers``; finished items are skipped on a rerun."""
-    import ray
-
-    from .engine import EngineOptions, connect
-
-    workflow = json.loads(Path(workflow_path).read_text())
-    if image_node not in workflow or "image" not in workflow[image_node].get("inputs", {}):
-        raise ValueError(f"--image-node {image_node} is not a LoadImage node of {workflow_path} (nodes: "
-                         f"{', '.join(sorted(workflow)[:12])})")
+    """Every item through ``workflow_path`` on ``servers``; finished items are skipped on a rerun.
+    Items left when no server answers any more are reported as not run (``report.stopped``)."""
+    from ..comfy_http import ComfyClient, check_image_node, load_api_workflow
+    from ..outputs import OutputLock
     from .engine import previous_failures
 
-    report, pending = BatchReport(), []
-    failed_inputs = previous_failures(output) if retry_failed else set()
-    for item in items:
-        key = workflow_key(item, workflow, image_node)
-        folder = output / key
-        line = {"key": key, "input": item.path}
-        if (folder / RECORD).is_file():
-            report.add({**line, "status": "skipped"})
-        elif (folder / FAILED).is_file() and not retry_failed:
-            report.add({**line, "status": "failed-before",
-                        "message": json.loads((folder / FAILED).read_text()).get("message")})
-        elif item.problem:
-            report.add(_record(folder, line, item, "failed", message=item.problem))
-        elif not retry_failed or (folder / FAILED).is_file() or item.path in failed_inputs:
-            pending.append((item, key))
-    if not pending:
+    workflow = load_api_workflow(workflow_path)
+    check_image_node(workflow, image_node, str(workflow_path))
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    with OutputLock(output):
+        report, pending = BatchReport(), []
+        failed_inputs = previous_failures(output) if retry_failed else set()
+        for item in items:
+            key = workflow_key(item, workflow, image_node)
+            folder = output / key
+            line = {"key": key, "input": item.path}
+            if (folder / RECORD).is_file():
+                report.add({**line, "status": "skipped"})
+            elif (folder / FAILED).is_file() and not retry_failed:
+                report.add({**line, "status": "failed-before",
+                            "message": json.loads((folder / FAILED).read_text()).get("message")})
+            elif item.problem:
+                report.add(_record(folder, line, item, "failed", message=item.problem))
+            elif not retry_failed or (folder / FAILED).is_file() or item.path in failed_inputs:
+                pending.append((item, key))
+        if pending:
+            answering = []
+            for server in servers:
+                problem = ComfyClient(server).alive()
+                if problem:
+                    report.last_server_error = problem
+                    print(f"[server down] {problem}", file=sys.stderr, flush=True)
+                else:
+                    answering.append(server)
+            if answering:
+                _run(pending, answering, workflow, image_node, output, address, report, on_item)
+            else:
+                _not_run(pending, report, servers)
         report.write(output)
-        return report
-    started_ray = connect(EngineOptions(address=address))
+    return report
+
+
+def _run(pending, servers, workflow, image_node, output, address, report, on_item) -> None:
+    import ray
+
+    from .cluster import connect
+
+    started_ray = connect(address)
     try:
         Worker = ray.remote(num_cpus=0, max_restarts=0)(ServerWorker)
         workers = {server: Worker.remote(server) for server in servers}
@@ -128,17 +143,19 @@ def run_on_servers(items: list[BatchItem], servers: list[str], workflow_path: Pa
                     future = workers[server].run.remote(item.path, workflow, image_node, str(output / key))
                     running[future] = (server, item, key)
                 if not running:
-                    raise RuntimeError("every ComfyUI server stopped answering: "
-                                       + ", ".join(servers) + "; the remaining items are not done")
+                    _not_run(queue, report, servers)
+                    break
                 done, _ = ray.wait(list(running), num_returns=1)
                 server, item, key = running.pop(done[0])
                 line = {"key": key, "input": item.path}
                 try:
                     result = ray.get(done[0])
-                except ray.exceptions.RayTaskError as error:
-                    cause = error.cause
-                    if isinstance(cause, ServerDown):
-                        print(f"[server down] {cause}; {item.path} goes to another server", file=sys.stderr)
+                except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as error:
+                    cause = getattr(error, "cause", None)
+                    if isinstance(cause, ServerDown) or not isinstance(error, ray.exceptions.RayTaskError):
+                        report.last_server_error = str(cause or error).splitlines()[0]
+                        print(f"[server down] {report.last_server_error}; {item.path} goes to another server",
+                              file=sys.stderr, flush=True)
                         queue.insert(0, (item, key))
                         continue  # the server leaves the pool
                     line = _record(output / key, line, item, "failed", message=str(cause))
@@ -151,10 +168,19 @@ def run_on_servers(items: list[BatchItem], servers: list[str], workflow_path: Pa
         except KeyboardInterrupt:
             report.interrupted = True
     finally:
-        report.write(output)
         if started_ray:
             ray.shutdown()
-    return report
+
+
+def _not_run(queue, report: BatchReport, servers: list[str]) -> None:
+    """No server answers any more: the items left are reported (not recorded as failed: a
+    rerun does them), with the last server error, in one line on stderr."""
+    reason = f"not run: no ComfyUI server answers ({', '.join(servers)}); last error: {report.last_server_error}"
+    for item, key in queue:
+        report.add({"key": key, "input": item.path, "status": "not-run", "message": reason})
+    report.stopped = reason
+    print(f"error: {len(queue)} item(s) {reason}. Start a server and run the same command again.", file=sys.stderr,
+          flush=True)
 
 
 def _record(folder: Path, line: dict, item: BatchItem, status: str, message: str | None = None,
@@ -166,6 +192,8 @@ def _record(folder: Path, line: dict, item: BatchItem, status: str, message: str
     if result:
         record.update(outputs=result["outputs"], server=result["server"], times={"comfyui": result["seconds"]},
                       prompt_id=result["prompt_id"])
+        if result.get("renamed"):
+            record["renamed_from_server"] = result["renamed"]
     text = json.dumps(record, indent=1) + "\n"
     atomic_write(folder / (RECORD if status == "done" else FAILED), lambda target: target.write_text(text))
     if status == "done" and (folder / FAILED).exists():
