@@ -128,14 +128,20 @@ def _resolve_checkpoint(path: str | None) -> Path:
 def cmd_batch(args) -> int:
     """Everything that can be checked is checked before Ray starts: the inputs and lists,
     the output folder, the workflow and its image node, the checkpoint's file and layout."""
+    import os
+
+    from .batch.cluster import check_address
     from .batch.items import expand_inputs
     from .batch.report import REPORT
     from .outputs import check_writable_folder
 
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        check_address(args.address or os.environ["RAY_ADDRESS"])
     items = expand_inputs(args.inputs)
     output = Path(args.output)
     check_writable_folder(output, "--output folder")
     if args.comfyui:
+        from .batch.engine import print_line
         from .batch.servers import run_on_servers
 
         if not args.workflow or not args.image_node:
@@ -144,7 +150,8 @@ def cmd_batch(args) -> int:
         if not servers:
             raise ValueError(f"--comfyui {args.comfyui!r} names no server (host:port[,host:port...])")
         report = run_on_servers(items, servers, Path(args.workflow), args.image_node, output,
-                                retry_failed=args.retry_failed, address=args.address)
+                                retry_failed=args.retry_failed, address=args.address, on_item=print_line,
+                                max_file_mb=args.max_file_mb, file_seconds=args.file_seconds)
     else:
         report = _batch_on_ray(args, items, output)
     print(report.summary())
@@ -332,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(host:port[,host:port...])")
     batch.add_argument("--workflow", default=None, help="with --comfyui: an API-format workflow")
     batch.add_argument("--image-node", default=None, help="with --comfyui: id of the LoadImage node to feed")
+    batch.add_argument("--max-file-mb", type=_float_in(0.001, 1 << 20, "--max-file-mb"), default=2048,
+                       help="with --comfyui: largest output file accepted from a server (MiB)")
+    batch.add_argument("--file-seconds", type=_float_in(1, 86400, "--file-seconds"), default=600,
+                       help="with --comfyui: longest download of one output file (seconds)")
     add_sampling_options(batch)
     add_model_options(batch)
     batch.set_defaults(func=cmd_batch)

@@ -87,6 +87,7 @@ def test_a_batch_meshes_every_good_item_reports_the_bad_one_a_rerun_does_nothing
     same_threads = EngineOptions(progress=False, sampler_threads=torch.get_num_threads())
     report = run_batch(items, settings, output, same_threads)
     assert report.count("done") == 4 and report.count("failed") == 1, report.summary()
+    assert report.exit_code() == 1
     failed = next(line for line in report.lines if line["status"] == "failed")
     assert failed["input"].endswith("broken.png") and "not a readable image" in failed["message"]
     done = records(output)
@@ -119,6 +120,10 @@ def test_a_batch_meshes_every_good_item_reports_the_bad_one_a_rerun_does_nothing
     started = time.perf_counter()
     again = run_batch(items, settings, output, EngineOptions(progress=False))
     assert again.count("skipped") == 4 and again.count("failed-before") == 1 and again.count("done") == 0
+    # an item still failed from before keeps the exit code at 1, with the way out
+    assert again.exit_code() == 1
+    assert again.failure_line().startswith("1 item(s) failed (0 in this run, 1 in earlier runs and not retried)")
+    assert "--retry-failed" in again.failure_line()
     assert time.perf_counter() - started < 5
     assert stamps == {key: (output / key / "record.json").stat().st_mtime_ns for key in done}
 
@@ -126,6 +131,7 @@ def test_a_batch_meshes_every_good_item_reports_the_bad_one_a_rerun_does_nothing
     Image.open(EXAMPLES / "teapot.png").transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(inputs / "broken.png")
     retried = run_batch(items, settings, output, EngineOptions(progress=False), retry_failed=True)
     assert sorted(line["status"] for line in retried.lines) == ["done"] + ["skipped"] * 4, retried.summary()
+    assert retried.exit_code() == 0 and retried.failure_line() is None
     assert next(line for line in retried.lines if line["status"] == "done")["input"].endswith("broken.png")
     assert len(records(output)) == 5
 
@@ -230,6 +236,9 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_continues(local_ray, square_c
     took = time.monotonic() - stopped
     print(f"stopped {took:.1f} s after Ctrl-C")
     assert process.returncode == 130 and "INTERRUPTED" in out, out[-3000:]
+    # the console holds the pack's lines, not Ray's (its logs stay in its files)
+    for noise in ("ERROR", "core_worker", "uthentication", "streaming_executor", "Traceback"):
+        assert noise not in out, out[-3000:]
     assert took < 15
     finished = len(records(output))
     assert 1 <= finished < len(names)

@@ -35,8 +35,14 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+_JOINABLE: set[str] = set()
+
+
 def check_address(address: str) -> None:
     """Fail within seconds when ``address`` is no Ray cluster this command can join."""
+    if address in _JOINABLE:
+        return
+    use_cluster_token()
     if address.startswith("ray://"):
         raise ClusterError(
             f"--address {address}: Ray Client (ray://) cannot run this batch (Ray Data pipelines need a driver inside "
@@ -47,13 +53,42 @@ def check_address(address: str) -> None:
     target = _host_port(address)
     if target is None:
         raise ClusterError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+    target = (_as_ray_resolves(target[0]), target[1])
     try:
-        with socket.create_connection(target, timeout=5):
-            pass
+        with socket.create_connection(target, timeout=5) as connection:
+            speaks_http2 = _answers_http2(connection)
     except OSError as error:
         raise ClusterError(f"no Ray cluster at {address}: nothing answers on that port ({error.strerror or error}). "
                            "Start one with `ray start --head --port PORT` or check the address") from None
+    if speaks_http2 is False:
+        raise ClusterError(f"no Ray cluster at {address}: something answers on that port, but not a Ray head (it does "
+                           "not speak gRPC). Check the address: the GCS port of `ray start --head`, 6379 by default")
     _probe(address)
+    _JOINABLE.add(address)
+
+
+def _as_ray_resolves(host: str) -> str:
+    """Ray serves a head started on this machine at the machine's address, and maps
+    localhost / 127.0.0.1 to it: so must this check."""
+    try:
+        from ray._private.services import resolve_ip_for_localhost
+
+        return resolve_ip_for_localhost(host)
+    except Exception:  # noqa: BLE001 - an older or newer Ray: check the address as given
+        return host
+
+
+def _answers_http2(connection: socket.socket) -> bool | None:
+    """Whether the server answers an HTTP/2 greeting as a gRPC server (Ray's head) does: with
+    a SETTINGS frame. None when it does not answer at all within a few seconds."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    try:
+        connection.settimeout(3)
+        connection.sendall(preface)
+        head = connection.recv(9)
+    except OSError:
+        return None
+    return len(head) >= 4 and head[3] == 0x04
 
 
 def _probe(address: str) -> None:
@@ -63,7 +98,7 @@ def _probe(address: str) -> None:
             "print('ray-ok', ray.cluster_resources().get('CPU', 0))")
     try:
         result = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
-                                timeout=CONNECT_SECONDS, env=cluster_env())
+                                timeout=CONNECT_SECONDS)
     except subprocess.TimeoutExpired as timeout:
         output = (timeout.stderr or b"")
         output = output.decode(errors="replace") if isinstance(output, bytes) else output
@@ -85,15 +120,13 @@ def _token_message(address: str) -> str:
             f"the head node's {TOKEN_FILE} to the same place here (or set RAY_AUTH_TOKEN), then run again")
 
 
-def cluster_env() -> dict[str, str]:
-    """This process's environment for joining a cluster: a cluster started with ``ray start
-    --head`` authenticates with the token Ray keeps in ~/.ray/auth_token, which a driver
-    only sends when RAY_AUTH_MODE says token."""
-    env = dict(os.environ)
-    has_token = env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH") or TOKEN_FILE.is_file()
-    if has_token and "RAY_AUTH_MODE" not in env:
-        env["RAY_AUTH_MODE"] = "token"
-    return env
+def use_cluster_token() -> None:
+    """A cluster started with ``ray start --head`` authenticates with the token Ray keeps in
+    ~/.ray/auth_token, which a driver sends only when RAY_AUTH_MODE says token; Ray reads
+    that setting when it is first imported, so this runs before."""
+    has_token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or TOKEN_FILE.is_file()
+    if has_token and "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 @contextlib.contextmanager
@@ -148,7 +181,6 @@ def connect(address: str | None = None, object_store_mb: int | None = None) -> b
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address:
         check_address(address)
-        os.environ.update({k: v for k, v in cluster_env().items() if k == "RAY_AUTH_MODE"})
         package = str(PACKAGE_ROOT / "syncdreamer_core")
         with _quiet_ray_logs():
             # The cluster's nodes get this package from the driver, whatever is installed there.
@@ -157,7 +189,8 @@ def connect(address: str | None = None, object_store_mb: int | None = None) -> b
         memory = (object_store_mb or 1024) * 2**20
         path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
         with _quiet_ray_logs():
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=memory,
+            # "local": a new Ray of its own, even where `ray start` runs one on this machine
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=memory,
                      runtime_env={"env_vars": {"PYTHONPATH": path}}, **quiet)
     _quiet_ray_data()
     return True

@@ -21,7 +21,7 @@ from pathlib import Path
 from .cluster import connect
 from .items import BatchItem, BatchSettings, item_key
 from .report import BatchReport
-from .work import FAILED, RECORD, Sampler, finish, prepare
+from .work import FAILED, RECORD, Sampler, SamplerStartError, finish, prepare
 
 PREPARE_CPUS = 0.5
 
@@ -149,6 +149,11 @@ def _run_batch(items, settings, output, options, retry_failed, on_item) -> Batch
         except KeyboardInterrupt:
             report.interrupted = True
             collect_finished(rows, output, report)
+        except Exception as error:
+            message = SamplerStartError.message_in(str(error))
+            if message is None:
+                raise
+            raise ValueError(message) from None
     finally:
         report.write(output)
         if started_ray:

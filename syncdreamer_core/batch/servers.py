@@ -39,14 +39,16 @@ def workflow_key(item: BatchItem, workflow: dict, image_node: str) -> str:
 class ServerWorker:
     """One ComfyUI server (a Ray actor): runs one item at a time on it."""
 
-    def __init__(self, server: str, timeout: float = 3600):
+    def __init__(self, server: str, timeout: float = 3600, max_file_mb: float = 2048, file_seconds: float = 600):
         self.server = server.replace("http://", "").rstrip("/")
         self.timeout = timeout
+        self.max_file_bytes, self.file_seconds = int(max_file_mb * 2**20), file_seconds
 
     def run(self, item_path: str, workflow: dict, image_node: str, folder: str) -> dict:
         from ..comfy_http import ComfyClient, ComfyError, ServerAnswerError, output_files
 
-        client = ComfyClient(self.server, timeout=self.timeout)
+        client = ComfyClient(self.server, timeout=self.timeout, max_file_bytes=self.max_file_bytes,
+                             file_seconds=self.file_seconds)
         started = time.perf_counter()
         try:
             uploaded = client.upload_image(Path(item_path))
@@ -80,9 +82,11 @@ class ServerWorker:
 
 
 def run_on_servers(items: list[BatchItem], servers: list[str], workflow_path: Path, image_node: str, output: Path,
-                   retry_failed: bool = False, address: str | None = None, on_item=None) -> BatchReport:
+                   retry_failed: bool = False, address: str | None = None, on_item=None,
+                   max_file_mb: float = 2048, file_seconds: float = 600) -> BatchReport:
     """Every item through ``workflow_path`` on ``servers``; finished items are skipped on a rerun.
-    Items left when no server answers any more are reported as not run (``report.stopped``)."""
+    Items left when no server answers any more are reported as not run (``report.stopped``).
+    Each downloaded output file is capped at ``max_file_mb`` and ``file_seconds``."""
     from ..comfy_http import ComfyClient, check_image_node, load_api_workflow
     from ..outputs import OutputLock
     from .engine import previous_failures
@@ -117,14 +121,15 @@ def run_on_servers(items: list[BatchItem], servers: list[str], workflow_path: Pa
                 else:
                     answering.append(server)
             if answering:
-                _run(pending, answering, workflow, image_node, output, address, report, on_item)
+                _run(pending, answering, workflow, image_node, output, address, report, on_item,
+                     (3600, max_file_mb, file_seconds))
             else:
                 _not_run(pending, report, servers)
         report.write(output)
     return report
 
 
-def _run(pending, servers, workflow, image_node, output, address, report, on_item) -> None:
+def _run(pending, servers, workflow, image_node, output, address, report, on_item, limits) -> None:
     import ray
 
     from .cluster import connect
@@ -132,7 +137,7 @@ def _run(pending, servers, workflow, image_node, output, address, report, on_ite
     started_ray = connect(address)
     try:
         Worker = ray.remote(num_cpus=0, max_restarts=0)(ServerWorker)
-        workers = {server: Worker.remote(server) for server in servers}
+        workers = {server: Worker.remote(server, *limits) for server in servers}
         idle, running = list(workers), {}
         queue = list(pending)
         try:

@@ -73,6 +73,17 @@ def prepare(row: dict) -> dict:
 
 # ---------------------------------------------------------------- sample (GPU, an actor)
 
+class SamplerStartError(RuntimeError):
+    """The sampler could not load the checkpoint: no item can be sampled. Ray reports it as
+    text only, so the message travels behind a marker the driver finds it by."""
+
+    MARKER = "[the sampler could not start] "
+
+    @classmethod
+    def message_in(cls, text: str) -> str | None:
+        return text.split(cls.MARKER, 1)[1].splitlines()[0] if cls.MARKER in text else None
+
+
 class Sampler:
     """A loaded checkpoint that samples items one after another (a Ray Data actor: it loads
     once and serves the whole batch)."""
@@ -81,9 +92,12 @@ class Sampler:
         from ..pipeline import SyncDreamerPipeline
 
         self.settings = settings
-        self.pipe = SyncDreamerPipeline.from_checkpoint(settings.checkpoint, settings.dtype, settings.device,
-                                                        settings.num_heads, settings.batch_view_num,
-                                                        settings.weight_dtype)
+        try:
+            self.pipe = SyncDreamerPipeline.from_checkpoint(settings.checkpoint, settings.dtype, settings.device,
+                                                            settings.num_heads, settings.batch_view_num,
+                                                            settings.weight_dtype)
+        except (ValueError, OSError) as error:
+            raise SamplerStartError(SamplerStartError.MARKER + " ".join(str(error).split())) from None
 
     def __call__(self, row: dict) -> dict:
         started = time.perf_counter()
@@ -95,6 +109,7 @@ class Sampler:
         except Exception as error:  # noqa: BLE001
             return fail(row, "sample", error)
         row["sampled_by"] = f"{platform.node()}:{os.getpid()}"
+        row["sampled_on"] = _ray_node()
         timed(row, "sample", started)
         return row
 
@@ -123,6 +138,16 @@ class Sampler:
         return self.pipe.generate(prepared, elevation, int(settings["candidates"]), int(settings["steps"]),
                                   float(settings["cfg_scale"]), float(settings["eta"]), int(settings["seed"]),
                                   settings["sampler"])
+
+
+def _ray_node() -> str | None:
+    """The Ray node this runs on (None outside Ray)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - bookkeeping only
+        return None
 
 
 def estimate_from(mask: np.ndarray, views: np.ndarray) -> dict:
@@ -231,7 +256,7 @@ def _record(row: dict, folder: Path) -> dict:
         "elevation_estimate": json.loads(row.get("elevation_estimate") or "null"),
         "chosen_candidate": row.get("chosen_candidate"), "candidate_scores": json.loads(row.get("scores") or "[]"),
         "times": json.loads(row.get("times") or "{}"), "outputs": json.loads(row.get("outputs") or "{}"),
-        "sampled_by": row.get("sampled_by"),
+        "sampled_by": row.get("sampled_by"), "sampled_on": row.get("sampled_on"),
         "versions": versions(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if failed:

@@ -536,10 +536,15 @@ def inspect_checkpoint(path: str | os.PathLike, num_heads: int | None = None, wi
     if problem:
         raise CheckpointError(f"{name}: the SyncDreamer weights do not match the network their shapes describe: "
                               f"{problem}")
-    if with_encoders and not parts.vae:
-        raise CheckpointError(f"{name} has no VAE weights (first_stage_model.*)")
-    if with_encoders and not parts.clip_visual:
-        raise CheckpointError(f"{name} has no CLIP image encoder weights (clip_image_encoder.model.visual.*)")
+    if with_encoders:
+        from .encoders import build_clip_vision, build_vae
+
+        if not parts.vae:
+            raise CheckpointError(f"{name} has no VAE weights (first_stage_model.*)")
+        if not parts.clip_visual:
+            raise CheckpointError(f"{name} has no CLIP image encoder weights (clip_image_encoder.model.visual.*)")
+        build_vae(parts.vae, device="meta")  # their layouts, on no memory
+        build_clip_vision(parts.clip_visual, device="meta")
     return config
 
 
