@@ -50,8 +50,9 @@ class SyncDreamerPrepareImage(io.ComfyNode):
         core_errors(check_crop_size, crop_size)
         if mask is not None and torch.is_tensor(mask) and not torch.count_nonzero(mask):
             if not mask_is_background:
-                raise NodeInputError("the mask selects no object pixel (it is 0 everywhere; LoadImage's MASK is 1 on "
-                                     "the background: turn 'mask_is_background' on)")
+                raise NodeInputError("the mask is empty (0 everywhere): it selects no object pixel. A background "
+                                     "remover that found no object gives such a mask (check its input); a MASK from "
+                                     "LoadImage is 1 on the background: with it, turn 'mask_is_background' on")
             # LoadImage gives a 64x64 all-zero MASK for images without alpha (JPEG, RGB, grey, CMYK):
             # no mask at all, whatever its size.
             mask = None
@@ -106,15 +107,14 @@ class SyncDreamerWhiteBackgroundMask(io.ComfyNode):
 
     @classmethod
     def execute(cls, image) -> io.NodeOutput:
-        from syncdreamer_core.preprocess import white_background_mask
+        from syncdreamer_core.preprocess import object_on_white
 
         image_batch(image)
         out = []
         for i in range(image.shape[0]):
-            alpha = white_background_mask(to_numpy(image[i])[..., :3])
-            if alpha is None:
-                raise NodeInputError(
-                    f"image {i} does not have a white background (its border is not mostly white); use a "
-                    "background-removal node instead")
+            try:
+                alpha = object_on_white(to_numpy(image[i])[..., :3])
+            except ValueError as error:
+                raise NodeInputError(f"image {i} of the batch: {error}" if image.shape[0] > 1 else str(error)) from None
             out.append(alpha.astype(np.float32) / 255.0)
         return io.NodeOutput(torch.from_numpy(np.stack(out)))

@@ -42,3 +42,34 @@ def border_background(rgb: np.ndarray, tolerance: float) -> np.ndarray:
     labels, _ = ndimage.label(white, CONNECTIVITY)
     touching = np.unique(border_values(labels))
     return np.isin(labels, touching[touching > 0])
+
+
+#: Levels a plain (one-colour) image may vary by: JPEG noise on a blank canvas.
+PLAIN_TOLERANCE = 4
+
+
+def plain_colour(rgb: np.ndarray) -> str | None:
+    """The name of the one colour an image is made of ("white", "black", or its levels),
+    or None when it has any content. A plain image holds no object, whatever mask or
+    background rule is applied to it."""
+    rgb = np.asarray(rgb)
+    if not rgb.size:
+        return None
+    levels = rgb.astype(np.float32) * (255.0 if rgb.dtype != np.uint8 else 1.0)
+    low, high = levels.reshape(-1, levels.shape[-1]).min(0), levels.reshape(-1, levels.shape[-1]).max(0)
+    if float((high - low).max()) > PLAIN_TOLERANCE:
+        return None
+    mean = (low + high) / 2
+    if mean.min() >= 245:
+        return "white"
+    if mean.max() <= 10:
+        return "black"
+    return "RGB " + ", ".join(str(int(round(v))) for v in mean)
+
+
+def no_object_message(colour: str, what: str = "the image", plural: bool = False) -> str:
+    """What every node says about a plain image: the same words wherever it is first seen."""
+    verb = "are" if plural else "is"
+    if colour in ("white", "black"):
+        return f"no object: {what} {verb} plain {colour} (one colour)"
+    return f"no object: {what} {verb} one plain colour ({colour})"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .background import border_background, border_white_share
+from .background import border_background, border_white_share, no_object_message, plain_colour
 from .constants import IMAGE_SIZE
 from .resample import fit_size, paste_centred, resize_rgba
 
@@ -85,6 +85,21 @@ def to_uint8(array: np.ndarray, name: str = "image") -> np.ndarray:
     return out
 
 
+def object_on_white(rgb: np.ndarray) -> np.ndarray:
+    """The object's alpha (uint8) of an image on a clean white background; InputImageError
+    for a plain image or an empty one, NoObjectMaskError when the border is not white."""
+    colour = plain_colour(to_uint8(rgb))
+    if colour:
+        raise InputImageError(no_object_message(colour))
+    alpha = white_background_mask(rgb)
+    if alpha is None:
+        raise NoObjectMaskError("the background is not white (the image's border is not mostly white): use a "
+                                "background-removal node instead")
+    if (alpha > 127).mean() < MIN_OBJECT_SHARE / 4:
+        raise InputImageError("no object on the white background: almost every pixel is background")
+    return alpha
+
+
 def white_background_mask(rgb: np.ndarray) -> np.ndarray | None:
     """Foreground alpha (uint8) of an image on a clean white background, or None when the
     border is not mostly white."""
@@ -107,8 +122,11 @@ def pil_to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGBA" if transparent else "RGB"))
 
 
-def _opaque(alpha: np.ndarray) -> bool:
-    return bool(alpha.size) and int(alpha.min()) == 255
+def _marks_no_object(alpha: np.ndarray) -> bool:
+    """Opaque everywhere, or one level everywhere: an alpha that says nothing about where the
+    object is (a photo saved as RGBA; a decoder's constant alpha, e.g. 254 for a CMYK JPEG
+    read through PyAV, as ComfyUI 0.27's LoadImage does)."""
+    return bool(alpha.size) and int(alpha.min()) > 0 and int(alpha.max()) - int(alpha.min()) <= 2
 
 
 def to_rgba(image: Image.Image | np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -136,12 +154,15 @@ def to_rgba(image: Image.Image | np.ndarray, mask: np.ndarray | None = None) -> 
                                   f"{rgb.shape[1]}x{rgb.shape[0]}; they must have the same size")
         alpha, source = to_uint8(mask, "mask"), "the mask covers the whole image"
     elif array.shape[-1] == 4:
-        alpha, source = array[..., 3], "the image's alpha channel is opaque everywhere"
-    if alpha is not None and _opaque(alpha):
+        alpha, source = array[..., 3], "the image's alpha channel is the same everywhere"
+    if alpha is not None and _marks_no_object(alpha):
         alpha = None
     else:
         source = None
     if alpha is None:
+        colour = plain_colour(rgb)
+        if colour:
+            raise InputImageError(no_object_message(colour))
         alpha = white_background_mask(rgb)
         if alpha is None:
             reason = f"{source} (it marks no object), and" if source else "the input image has no alpha channel, " \
@@ -150,10 +171,9 @@ def to_rgba(image: Image.Image | np.ndarray, mask: np.ndarray | None = None) -> 
                 f"{reason} its background is not white: remove the background first (e.g. with a "
                 "background-removal node) and pass its mask, or use an RGBA image whose alpha marks the object")
     if not alpha.any():
-        raise InputImageError(
-            "the object mask is empty (no foreground pixel): check the mask (is it inverted? "
-            "LoadImage's MASK is 1 on the background) or the image's alpha channel"
-        )
+        if mask is not None:
+            raise InputImageError("the mask is empty (0 everywhere): it selects no object pixel")
+        raise InputImageError("the image's alpha channel is 0 everywhere: the image is fully transparent, no object")
     return np.dstack([rgb, alpha])
 
 

@@ -99,7 +99,7 @@ def test_an_opaque_rgba_photo_is_treated_like_rgb():
 def test_an_opaque_rgba_photo_on_a_busy_background_is_refused_with_the_reason():
     busy = on_busy_background()
     opaque = np.dstack([busy, np.full(busy.shape[:2], 255, np.uint8)])
-    with pytest.raises(NoObjectMaskError, match="alpha channel is opaque everywhere"):
+    with pytest.raises(NoObjectMaskError, match="alpha channel is the same everywhere"):
         prepare_input(opaque, crop_size=200)
 
 
@@ -443,3 +443,86 @@ def test_every_generate_option_has_help_and_shows_its_default():
         if not action.required:
             assert "default" in generate.formatter_class("x")._get_help_string(action), action.option_strings
     assert "(default: 50)" in text and "(default: 6033)" in text
+
+
+# ---------------------------------------------------------------- a constant alpha (CMYK through PyAV)
+
+def test_a_constant_alpha_says_nothing_and_the_white_background_is_found():
+    """ComfyUI 0.27's LoadImage decodes through PyAV, which gives a CMYK JPEG an alpha of 254
+    everywhere (its MASK is 1/255 everywhere): the object must come out as for the RGB file."""
+    rgb = on_white()
+    reference = prepare_input(rgb, crop_size=200)
+    for level in (254, 253, 128):
+        constant = np.dstack([rgb, np.full(rgb.shape[:2], level, np.uint8)])
+        got = prepare_input(constant, crop_size=200)
+        assert np.array_equal(got.mask, reference.mask) and np.array_equal(got.image, reference.image), level
+
+
+def test_loadimage_mask_of_a_pyav_decoded_cmyk_jpeg_prepares_like_rgb(host):
+    image = torch.from_numpy(on_white().astype(np.float32) / 255)[None]
+    pyav_mask = torch.full((1, 256, 256), 1 - 254 / 255)  # 1 - alpha, alpha 0.996 everywhere
+    out, mask = run(host, "SyncDreamerPrepareImage", image=image, crop_size=200, mask=pyav_mask,
+                    mask_is_background=True).args
+    alone, alone_mask = run(host, "SyncDreamerPrepareImage", image=image, crop_size=200).args
+    assert torch.equal(out, alone) and torch.equal(mask, alone_mask)
+    assert float((mask > 0.5).float().mean()) < 0.5  # the object, not the canvas
+
+
+# ---------------------------------------------------------------- plain images, empty masks: said as they are
+
+@pytest.mark.parametrize(("make", "colour"), [
+    (lambda p: Image.new("RGB", (200, 160), "white").save(p.with_suffix(".jpg")), "plain white (one colour)"),
+    (lambda p: Image.new("I;16", (200, 160), 65535).save(p), "plain white (one colour)"),
+    (lambda p: Image.new("RGB", (200, 160), (0, 0, 0)).save(p.with_suffix(".jpg"), quality=90), "plain black (one colour)"),
+    (lambda p: Image.new("RGB", (200, 160), (40, 90, 200)).save(p), "one plain colour (RGB 40, 90, 200)"),
+])
+def test_a_plain_image_is_called_plain_at_the_first_node_that_sees_it(host, tmp_path, make, colour):
+    make(tmp_path / "plain.png")
+    [path] = list(tmp_path.glob("plain.*"))
+    colour = re.escape(colour)
+    with pytest.raises(InputImageError, match=f"^no object: the image is {colour}$"):
+        prepare_input(read_image(path), crop_size=200)
+    image = torch.from_numpy(np.asarray(read_image(path).convert("RGB")).astype(np.float32) / 255)[None]
+    for node, inputs in (("SyncDreamerPrepareImage", {"crop_size": 200}), ("SyncDreamerWhiteBackgroundMask", {})):
+        with pytest.raises(ValueError, match=f"^no object: the image is {colour}$"):
+            run(host, node, image=image, **inputs)
+
+
+def test_plain_views_and_empty_masks_given_on_purpose_are_called_that():
+    from syncdreamer_core.recon.views import ReconstructionInputError, prepare_views
+
+    white = np.full((16, 64, 64, 3), 255, np.uint8)
+    with pytest.raises(ReconstructionInputError, match=r"^no object: views \[0, 1, .* 15\] are plain white \(one colour\)$"):
+        prepare_views(white)
+    with pytest.raises(ReconstructionInputError, match=r"the masks given for views \[0, .*\] are empty \(0 everywhere\)"):
+        prepare_views(white, masks=np.zeros((16, 64, 64)))
+
+
+def test_an_empty_mask_passed_on_purpose_is_called_empty(host):
+    image = torch.from_numpy(on_white().astype(np.float32) / 255)[None]
+    with pytest.raises(ValueError, match=r"^the mask is empty \(0 everywhere\): it selects no object pixel"):
+        run(host, "SyncDreamerPrepareImage", image=image, crop_size=200, mask=torch.zeros(1, 256, 256),
+            mask_is_background=False)
+    with pytest.raises(InputImageError, match=r"^the mask is empty \(0 everywhere\)"):
+        prepare_input(on_white(), np.zeros((256, 256), np.uint8), crop_size=200)
+
+
+def test_files_that_are_not_what_their_name_says_are_named_for_what_they_are(tmp_path, tiny_checkpoint):
+    import zipfile
+
+    from safetensors.torch import save_file
+
+    from syncdreamer_core.weights.checkpoint import CheckpointError, convert_checkpoint, read_state_dict
+
+    model = tmp_path / "model.safetensors"
+    save_file(tiny_checkpoint, str(model))
+    archive = tmp_path / "syncdreamer-pretrain.ckpt"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.write(model, "download/syncdreamer.safetensors")
+    with pytest.raises(CheckpointError, match="is a zip archive of other files .*unzip it and use "
+                                              "download/syncdreamer.safetensors from inside"):
+        read_state_dict(archive)
+    folder = tmp_path / "out.safetensors"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="is a folder; give a file name ending in .safetensors"):
+        convert_checkpoint(model, folder)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from ..background import CONNECTIVITY, border_background, border_white_share
+from ..background import CONNECTIVITY, border_background, border_white_share, no_object_message, plain_colour
 from ..constants import VIEW_COUNT
 
 #: A pixel farther than this from white (max over channels, 0..255) is object (see ``background``).
@@ -117,6 +117,7 @@ def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
         colors = data
         derived = None
     from_white = masks is None and derived is None
+    given = masks is not None
     if masks is not None:
         masks = np.asarray(masks)
         if masks.shape != views.shape[:3]:
@@ -134,9 +135,17 @@ def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
         full = sorted(set(full) | {i for i, image in enumerate(colors)
                                    if border_white_share(image, white_tolerance) < MIN_BORDER_WHITE})
     if len(empty) > len(masks) // 2:
+        if given:
+            raise ReconstructionInputError(f"the masks given for views {empty} are empty (0 everywhere): each mask must "
+                                           "mark the object in its view")
+        plain = {plain_colour(colors[i]) for i in empty}
+        if None not in plain:
+            if len(plain) == 1:
+                raise ReconstructionInputError(no_object_message(plain.pop(), f"views {empty}", plural=True))
+            raise ReconstructionInputError(f"no object: views {empty} are each one plain colour")
         raise ReconstructionInputError(
-            f"no object found in views {empty}: they look all white (empty). Reconstruction needs the object "
-            "on a white background, or pass masks")
+            f"no object found in views {empty}: they are white but for specks. Reconstruction needs SyncDreamer's "
+            "views of an object on a white background")
     if len(full) > len(masks) // 2:
         raise ReconstructionInputError(
             f"views {full} are object everywhere (no white background found): pass foreground masks, or "

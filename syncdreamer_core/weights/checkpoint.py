@@ -141,6 +141,8 @@ def read_state_dict(path: str | os.PathLike, shapes_only: bool = False
             f"instead of the file. Open the link in a browser and confirm the download. {_redownload(path)}")
     if kind == "safetensors":
         return _read_safetensors(path, shapes_only)
+    if kind == "zip" and not _is_torch_zip(path):
+        raise CheckpointError(_zip_archive_message(path))
     if kind == "unknown":
         raise CheckpointError(
             f"{_describe(path)} is neither a safetensors file nor a PyTorch checkpoint (its first bytes are "
@@ -167,6 +169,29 @@ def read_state_dict(path: str | os.PathLike, shapes_only: bool = False
     if shapes_only:
         state_dict = {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in state_dict.items()}
     return state_dict, {}
+
+
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _is_torch_zip(path: Path) -> bool:
+    """A torch.save archive holds <name>/data.pkl; an unreadable zip is judged by torch (truncated)."""
+    names = _zip_names(path)
+    return not names or any(name.endswith("data.pkl") for name in names)
+
+
+def _zip_archive_message(path: Path) -> str:
+    names = _zip_names(path)
+    inside = [n for n in names if n.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth", ".bin"))]
+    listed = ", ".join((inside or names)[:4]) + (" ..." if len(inside or names) > 4 else "")
+    advice = (f"unzip it and use {inside[0]} from inside" if len(inside) == 1 else
+              "unzip it and use the checkpoint inside" if inside else "it holds no checkpoint")
+    return f"{_describe(path)} is a zip archive of other files ({listed}), not a PyTorch checkpoint: {advice}."
 
 
 def torch_load(path: Path, kind: str, weights_only: bool = True):
@@ -578,10 +603,10 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp
     check_writable_folder(dst.parent, "output's folder")
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise ValueError(f"the output {dst} is the input file; choose another --output")
-    if dst.exists() and not overwrite:
-        raise ValueError(f"{dst} exists; choose another --output or pass --overwrite")
     if dst.is_dir():
         raise ValueError(f"the output {dst} is a folder; give a file name ending in .safetensors")
+    if dst.exists() and not overwrite:
+        raise ValueError(f"{dst} exists; choose another --output or pass --overwrite")
     if trust_pickled_code and src.is_file() and sniff_format(src) in ("zip", "pickle"):
         state_dict = unwrap_state_dict(torch_load(src, sniff_format(src), weights_only=False), src)
     else:

@@ -56,6 +56,30 @@ def test_a_jpeg_on_a_busy_background_says_what_to_connect(comfy):
     assert any("Remove Background" in (e or "") for e in errors_of(entry)), errors_of(entry)
 
 
+def test_a_cmyk_jpeg_through_loadimage_finds_the_object_as_its_rgb_twin(comfy, jpeg):
+    """0.27's LoadImage decodes through PyAV, which gives a CMYK JPEG a constant alpha; the
+    object Prepare Image finds must be the one of the same picture saved as RGB."""
+    rgb = Image.open(comfy.base / "input" / jpeg)
+    rgb.convert("CMYK").save(comfy.base / "input" / "teapot_cmyk.jpg", quality=95)
+    shares = {}
+    for name, kind in ((jpeg, "rgb"), ("teapot_cmyk.jpg", "cmyk")):
+        graph = {
+            "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+            "2": {"class_type": "SyncDreamerPrepareImage",
+                  "inputs": {"image": ["1", 0], "mask": ["1", 1], "mask_is_background": True, "crop_size": 200}},
+            "3": {"class_type": "MaskToImage", "inputs": {"mask": ["2", 1]}},
+            "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": f"object_{kind}"}},
+        }
+        entry = run(comfy, graph)
+        assert_success(entry)
+        saved = entry["outputs"]["4"]["images"][0]
+        mask = np.asarray(Image.open(comfy.base / "output" / saved["subfolder"] / saved["filename"]).convert("L")) / 255
+        shares[kind] = float((mask > 0.5).mean())
+    print(f"object share of the prepared input, {comfy.version}: {shares}")
+    assert 0.15 < shares["rgb"] < 0.5
+    assert abs(shares["cmyk"] - shares["rgb"]) < 0.01, shares
+
+
 def test_every_sampler_the_host_lists_runs_two_steps(comfy):
     names = comfy.get("/object_info/SyncDreamerSampler")["SyncDreamerSampler"]["input"]["required"]["sampler_name"]
     names = names[1]["options"] if isinstance(names[1], dict) and "options" in names[1] else names[0]
