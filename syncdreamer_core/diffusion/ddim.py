@@ -42,15 +42,16 @@ def sample_ddim(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict |
     if eta > 0 and noise_sampler is None:
         noise_sampler = seed_noise_sampler(int(extra_args.get("seed") or 0), tuple(x.shape))
     s_in = x.new_ones([x.shape[0]])
+    ends = (sigmas == 0).tolist()  # read once, not once per step (sigmas may be on the device)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i].float(), sigmas[i + 1].float()
         denoised = model(x, sigma * s_in, **extra_args)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
-        final = bool(sigma_next == 0)
+        final = ends[i + 1]
         lands_on_terminal = final and terminal_sigma is not None
         if lands_on_terminal:
-            sigma_next = torch.tensor(terminal_sigma, dtype=torch.float32)
+            sigma_next = torch.tensor(terminal_sigma, dtype=torch.float32, device=sigma.device)
         alpha = 1 / (1 + sigma**2)
         alpha_next = 1 / (1 + sigma_next**2)
         eps = (x - denoised) / sigma

@@ -31,6 +31,7 @@ class DiscreteSigmas(torch.nn.Module):
         sigmas = sigmas_from_alphas_cumprod(alphas_cumprod.detach().float().cpu())
         self.register_buffer("sigmas", sigmas)
         self.register_buffer("log_sigmas", sigmas.log())
+        self._copies: dict[torch.device, torch.Tensor] = {}
 
     @property
     def sigma_min(self) -> torch.Tensor:
@@ -40,9 +41,20 @@ class DiscreteSigmas(torch.nn.Module):
     def sigma_max(self) -> torch.Tensor:
         return self.sigmas[-1]
 
+    def log_sigmas_on(self, device: torch.device) -> torch.Tensor:
+        """The table on ``device`` (copied once): a step never moves sigma to the host."""
+        device = torch.device(device)
+        if self.log_sigmas.device == device:
+            return self.log_sigmas
+        cached = self._copies.get(device)
+        if cached is None:
+            cached = self._copies[device] = self.log_sigmas.to(device)
+        return cached
+
     def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
-        distances = (sigma.detach().float().to(self.log_sigmas.device).log().reshape(-1, 1) - self.log_sigmas[None])
-        return distances.abs().argmin(dim=1).reshape(sigma.shape).to(sigma.device)
+        table = self.log_sigmas_on(sigma.device)
+        distances = sigma.detach().float().log().reshape(-1, 1) - table[None]
+        return distances.abs().argmin(dim=1).reshape(sigma.shape)
 
     def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
         return self.sigmas[t.long().to(self.sigmas.device)]
@@ -111,7 +123,9 @@ def per_instance_sigma(sigma: torch.Tensor, instances: int, view_count: int) -> 
         return sigma.expand(instances)
     if sigma.numel() == instances * view_count:
         grouped = sigma.reshape(instances, view_count)
-        if not torch.all(grouped == grouped[:, :1]):
+        # Checked where it is free; on an accelerator the check would stall every step, and
+        # every sampler gives all views of an instance one level.
+        if sigma.device.type == "cpu" and not torch.all(grouped == grouped[:, :1]):
             raise ValueError("all views of an instance must share one noise level")
         return grouped[:, 0]
     if sigma.numel() == instances:

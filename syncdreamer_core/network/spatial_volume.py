@@ -10,6 +10,8 @@ official checkpoint (``spatial_volume.*``).
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,6 +20,14 @@ from ..cameras import CameraSet
 from .config import SyncDreamerConfig
 from .norms import GroupNorm
 from .volume_geometry import frustum_grid, unprojection_grid
+
+
+def _version(t: torch.Tensor) -> int | None:
+    """The in-place version of a tensor (None for an inference tensor, which has none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
 
 
 def _norm(channels: int) -> GroupNorm:
@@ -203,15 +213,16 @@ class SpatialVolumeNet(nn.Module):
         self._grid_cache: dict = {}
 
     def _grids(self, Ks: torch.Tensor, poses: torch.Tensor, feature_size: int):
-        # Inference tensors have no version counter: key on the values (192 + 144 numbers).
-        key = (Ks.device, feature_size, Ks.data_ptr(), poses.data_ptr(), float(Ks.sum()), float(poses.abs().sum()))
-        grids = self._grid_cache.get(key)
-        if grids is None:
-            self._grid_cache.clear()
-            cameras = CameraSet(K=Ks, poses=poses).scaled(feature_size)
-            grids = (unprojection_grid(cameras, self.config.spatial_volume_size),
-                     frustum_grid(cameras, self.config.frustum_depth_samples, self.config.frustum_half_length))
-            self._grid_cache[key] = grids
+        # Keyed on the camera tensors themselves (and their in-place version), never on their
+        # values: reading values would stall an accelerator at every step.
+        key = (feature_size, Ks.device, _version(Ks), _version(poses))
+        cached = self._grid_cache
+        if cached and cached["key"] == key and cached["Ks"]() is Ks and cached["poses"]() is poses:
+            return cached["grids"]
+        cameras = CameraSet(K=Ks, poses=poses).scaled(feature_size)
+        grids = (unprojection_grid(cameras, self.config.spatial_volume_size),
+                 frustum_grid(cameras, self.config.frustum_depth_samples, self.config.frustum_half_length))
+        self._grid_cache = {"key": key, "Ks": weakref.ref(Ks), "poses": weakref.ref(poses), "grids": grids}
         return grids
 
     def construct_spatial_volume(self, x: torch.Tensor, t_embed: torch.Tensor, v_embed: torch.Tensor,

@@ -1,0 +1,168 @@
+"""What a run costs a device, counted at torch's dispatcher while it runs: the bytes of
+tensors alive on each device (and their peak), the FLOPs of every matrix product,
+convolution and attention by the dtype they run in, and every read of a device value
+by the host (a `.item()`, `float(t)`, `if t.any()` or a copy to the CPU: each stalls a
+GPU's queue). It needs no device: on the meta device (shapes only, any torch build) it
+tells a run's peak memory before the run.
+"""
+
+from __future__ import annotations
+
+import traceback
+import weakref
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+aten = torch.ops.aten
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+#: Where this project's own code lives (reads made there are the project's to fix).
+OWN_CODE = ("syncdreamer_core", "nodes", "bench", "scripts", "__init__.py")
+#: Ops that hand a device value to the host.
+SCALAR_READS = {aten._local_scalar_dense.default, aten.is_nonzero.default}
+
+
+def _device_type(device) -> str | None:
+    return None if device is None else torch.device(device).type
+
+
+def _flop_registry() -> dict:
+    from torch.utils.flop_counter import flop_registry
+
+    return flop_registry
+
+
+def where_in_pack() -> str:
+    """file:line of the innermost caller inside this project (outside tests), else the
+    innermost caller outside torch."""
+    fallback = "?"
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        path = Path(frame.filename)
+        if PACKAGE_ROOT in path.parents and path.relative_to(PACKAGE_ROOT).parts[0] in OWN_CODE \
+                and path.name != "accounting.py":
+            return f"{path.relative_to(PACKAGE_ROOT)}:{frame.lineno}"
+        if fallback == "?" and "torch" not in path.parts and "simulated_cuda.py" not in path.name:
+            fallback = f"{frame.filename}:{frame.lineno}"
+    return fallback
+
+
+@dataclass
+class DeviceLedger:
+    """Live and peak bytes per device type, FLOPs per (device type, dtype), host reads."""
+
+    live: Counter = field(default_factory=Counter)
+    peak: Counter = field(default_factory=Counter)
+    flops: Counter = field(default_factory=Counter)
+    reads: list = field(default_factory=list)
+
+    def flop_share(self, device: str) -> dict[str, float]:
+        """Share of the FLOPs on ``device`` that ran in each dtype."""
+        on = {dtype: n for (kind, dtype), n in self.flops.items() if kind == device}
+        total = sum(on.values())
+        return {dtype: n / total for dtype, n in sorted(on.items())} if total else {}
+
+
+class Accounting(TorchDispatchMode):
+    """Counts, while active, what the ops dispatched under it cost (see the module doc).
+
+    ``count_storage(tensor)`` adds tensors that exist before the run (the weights) to the
+    live bytes; storages are counted once however many views share them, and leave the
+    count when their last tensor is freed."""
+
+    def __init__(self, devices: tuple[str, ...] = ("cuda", "mps", "meta", "xpu")):
+        super().__init__()
+        self.devices = devices
+        self.ledger = DeviceLedger()
+        self._holders: dict[int, int] = defaultdict(int)
+        self._bytes: dict[int, tuple[str, int]] = {}
+        self._tracked: dict[int, int] = {}
+
+    # -- storages ---------------------------------------------------------------------
+    def _storage_key(self, t: torch.Tensor) -> tuple[int, int] | None:
+        try:
+            storage = t.untyped_storage()
+            return storage._cdata, storage.nbytes()
+        except (RuntimeError, NotImplementedError):
+            return None
+
+    def count_storage(self, t: torch.Tensor) -> None:
+        if not isinstance(t, torch.Tensor) or t.device.type not in self.devices or id(t) in self._tracked:
+            return
+        key = self._storage_key(t)
+        if key is None:
+            return
+        cdata, nbytes = key
+        device = t.device.type
+        if self._holders[cdata] == 0:
+            self._bytes[cdata] = (device, nbytes)
+            self.ledger.live[device] += nbytes
+            self.ledger.peak[device] = max(self.ledger.peak[device], self.ledger.live[device])
+        self._holders[cdata] += 1
+        self._tracked[id(t)] = cdata
+        weakref.finalize(t, self._release, id(t), cdata)
+
+    def _release(self, tensor_id: int, cdata: int) -> None:
+        self._tracked.pop(tensor_id, None)
+        self._holders[cdata] -= 1
+        if self._holders[cdata] <= 0:
+            self._holders.pop(cdata, None)
+            device, nbytes = self._bytes.pop(cdata, ("", 0))
+            if device:
+                self.ledger.live[device] -= nbytes
+
+    def count_module(self, module: torch.nn.Module) -> None:
+        for t in list(module.parameters()) + list(module.buffers()):
+            self.count_storage(t)
+
+    # -- ops --------------------------------------------------------------------------
+    def on_device(self, args, kwargs) -> str | None:
+        for leaf in tree_flatten((args, kwargs))[0]:
+            if isinstance(leaf, torch.Tensor) and leaf.device.type in self.devices:
+                return leaf.device.type
+        return None
+
+    def record_read(self, what: str, device: str) -> None:
+        self.ledger.reads.append((what, device, where_in_pack()))
+
+    def account(self, func, args, kwargs, out) -> None:
+        device = self.on_device(args, kwargs)
+        packet = func._overloadpacket
+        registry = _flop_registry()
+        if device and packet in registry:
+            first = next((t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)), None)
+            try:
+                count = registry[packet](*args, **kwargs, out_val=out)
+            except Exception:  # noqa: BLE001 - a formula that does not fit this overload
+                count = 0
+            if first is not None and count:
+                self.ledger.flops[(device, str(first.dtype).replace("torch.", ""))] += int(count)
+        for leaf in tree_flatten(out)[0]:
+            if isinstance(leaf, torch.Tensor):
+                self.count_storage(leaf)
+
+    def note_reads(self, func, args, kwargs) -> None:
+        """A scalar read of a device tensor, or a copy of one to the CPU."""
+        if func in SCALAR_READS:
+            device = self.on_device(args, kwargs)
+            if device:
+                self.record_read(func.__name__, device)
+        elif func in (aten._to_copy.default, aten.to.device) and _device_type(
+                kwargs.get("device") or next((a for a in args[1:] if isinstance(a, torch.device)), None)) == "cpu":
+            device = self.on_device(args[:1], {})
+            if device:
+                self.record_read("copy to the CPU", device)
+        elif func is aten.copy_.default and args[0].device.type == "cpu":
+            device = self.on_device(args[1:2], {})
+            if device:
+                self.record_read("copy to the CPU", device)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        self.note_reads(func, args, kwargs)
+        out = func(*args, **kwargs)
+        self.account(func, args, kwargs, out)
+        return out
