@@ -37,17 +37,27 @@ def _flop_registry() -> dict:
 
 
 def where_in_pack() -> str:
-    """file:line of the innermost caller inside this project (outside tests), else the
-    innermost caller outside torch."""
-    fallback = "?"
+    """file:line of the code that asked for the current op: the innermost frame outside
+    torch and this accounting. Inside this project it reads ``syncdreamer_core/x.py:12``;
+    code of the host (ComfyUI, its stand-ins) reads ``host <file>:<line>``."""
+    import sysconfig
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
     for frame in reversed(traceback.extract_stack()[:-2]):
         path = Path(frame.filename)
-        if PACKAGE_ROOT in path.parents and path.relative_to(PACKAGE_ROOT).parts[0] in OWN_CODE \
-                and path.name != "accounting.py":
+        # libraries the pack calls (torch, diffusers, kornia...) and the standard library:
+        # a read there is made for the pack's call
+        if "site-packages" in path.parts or stdlib in path.parents or path.name in ("accounting.py",
+                                                                                     "simulated_cuda.py"):
+            continue
+        if PACKAGE_ROOT in path.parents and path.relative_to(PACKAGE_ROOT).parts[0] in OWN_CODE:
             return f"{path.relative_to(PACKAGE_ROOT)}:{frame.lineno}"
-        if fallback == "?" and "torch" not in path.parts and "simulated_cuda.py" not in path.name:
-            fallback = f"{frame.filename}:{frame.lineno}"
-    return fallback
+        return f"host {path.name}:{frame.lineno}"
+    return "?"
+
+
+def in_pack(where: str) -> bool:
+    return not where.startswith(("host ", "?"))
 
 
 @dataclass

@@ -252,12 +252,16 @@ class ModelPatcher:
 
 class ProgressBar:
     updates: list = []
+    #: Called at every update when set (a test's probe of what happens at each step).
+    hook = None
 
     def __init__(self, total):
         self.total = total
 
     def update_absolute(self, value, total=None, preview=None):
         ProgressBar.updates.append((value, total or self.total, preview))
+        if ProgressBar.hook is not None:
+            ProgressBar.hook()
 
 
 class Previewer:
@@ -309,6 +313,71 @@ def sample_euler_ancestral(model, x, sigmas, extra_args=None, callback=None, dis
         if sigmas[i + 1] > 0:
             x = x + torch.randn(x.shape, generator=generator) * sigma_up
     return x
+
+
+def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """Euler (Karras et al. 2022, algorithm 2 without churn), as the host's ``euler``."""
+    extra_args = extra_args or {}
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        if callback:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+def sample_dpmpp_2m(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """DPM-Solver++(2M) (Lu et al. 2022), as the host's ``dpmpp_2m``."""
+    extra_args = extra_args or {}
+    s_in = x.new_ones([x.shape[0]])
+    ends = (sigmas == 0).tolist()
+    old_denoised = None
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        if callback:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        if ends[i + 1]:
+            x = denoised
+        else:
+            t, t_next = -sigmas[i].log(), -sigmas[i + 1].log()
+            h = t_next - t
+            if old_denoised is not None:
+                r = (t - (-sigmas[i - 1].log())) / h
+                denoised_d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+            else:
+                denoised_d = denoised
+            x = (sigmas[i + 1] / sigmas[i]) * x - (-h).expm1() * denoised_d
+        old_denoised = denoised
+    return x
+
+
+def sample_euler_cfg_pp(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """Euler CFG++ (Chung et al. 2024), as the host's ``euler_cfg_pp``: the step direction
+    comes from the unconditional prediction, read through a post-CFG function."""
+    extra_args = dict(extra_args or {})
+    captured = {}
+
+    def post_cfg(args):
+        captured["uncond"] = args["uncond_denoised"]
+        return args["denoised"]
+
+    options = dict(extra_args.get("model_options", {}))
+    options["sampler_post_cfg_function"] = [*options.get("sampler_post_cfg_function", []), post_cfg]
+    options["disable_cfg1_optimization"] = True
+    extra_args["model_options"] = options
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        if callback:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        d = (x - captured["uncond"]) / sigmas[i]
+        x = denoised + d * sigmas[i + 1]
+    return x
+
+
+STAND_IN_SAMPLERS = {"euler_ancestral": sample_euler_ancestral, "euler": sample_euler, "dpmpp_2m": sample_dpmpp_2m,
+                     "euler_cfg_pp": sample_euler_cfg_pp}
 
 
 def prepare_mask(noise_mask, shape, device):
@@ -379,8 +448,9 @@ def make_folder_paths(base: Path) -> types.ModuleType:
     )
 
 
-def install(tmp_path: Path, with_mesh_type: bool = True):
-    """Put every stand-in into sys.modules; returns (model_management, folder_paths)."""
+def install(tmp_path: Path, device: torch.device | None = None, with_mesh_type: bool = True):
+    """Put every stand-in into sys.modules; returns (model_management, folder_paths).
+    ``device``: the torch device the host computes on (default: the CPU)."""
     install_api(with_mesh_type)
     state = {"interrupt_after": None, "checks": 0}
 
@@ -389,10 +459,16 @@ def install(tmp_path: Path, with_mesh_type: bool = True):
         if state["interrupt_after"] is not None and state["checks"] > state["interrupt_after"]:
             raise Interrupted("processing interrupted")
 
+    device = torch.device("cpu") if device is None else torch.device(device)
+
+    def load_models_gpu(models, **kw):  # as the host: each model to its load device
+        for patcher in models:
+            patcher.model.to(patcher.load_device)
+
     mm = _module(
-        "comfy.model_management", get_torch_device=lambda: torch.device("cpu"),
-        unet_offload_device=lambda: torch.device("cpu"), load_models_gpu=lambda models, **kw: None,
-        load_model_gpu=lambda model: None, soft_empty_cache=lambda *a, **k: None,
+        "comfy.model_management", get_torch_device=lambda: device,
+        unet_offload_device=lambda: torch.device("cpu"), load_models_gpu=load_models_gpu,
+        load_model_gpu=lambda model: load_models_gpu([model]), soft_empty_cache=lambda *a, **k: None,
         throw_exception_if_processing_interrupted=throw_exception_if_processing_interrupted,
         unet_dtype=lambda **kw: torch.float32, intermediate_device=lambda: torch.device("cpu"), state=state,
     )
@@ -401,9 +477,9 @@ def install(tmp_path: Path, with_mesh_type: bool = True):
         return SCHEDULERS[scheduler](model_sampling, steps)
 
     samplers = _module(
-        "comfy.samplers", SAMPLER_NAMES=["euler_ancestral", "dpmpp_2m", "ddim"], SCHEDULER_NAMES=list(SCHEDULERS),
+        "comfy.samplers", SAMPLER_NAMES=[*STAND_IN_SAMPLERS, "ddim"], SCHEDULER_NAMES=list(SCHEDULERS),
         KSAMPLER=KSAMPLER, calculate_sigmas=calculate_sigmas,
-        sampler_object=lambda name: KSAMPLER(sample_euler_ancestral),
+        sampler_object=lambda name: KSAMPLER(STAND_IN_SAMPLERS.get(name, sample_euler_ancestral)),
         KSampler=type("KSampler", (), {"DISCARD_PENULTIMATE_SIGMA_SAMPLERS": set()}),
     )
 

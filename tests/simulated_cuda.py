@@ -25,7 +25,13 @@ import types
 from unittest import mock
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake_temporarily
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensor,
+    FakeTensorMode,
+    unset_fake_temporarily,
+)
 from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.weak import WeakIdKeyDictionary
 
@@ -38,7 +44,10 @@ SHADOW_DTYPE = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 
 
 def _widened(t: torch.Tensor) -> torch.Tensor:
-    return t.to(SHADOW_DTYPE[t.dtype]) if t.dtype in SHADOW_DTYPE else t
+    if t.dtype not in SHADOW_DTYPE:
+        return t
+    with unset_fake_temporarily():
+        return t.to(SHADOW_DTYPE[t.dtype])
 
 
 def require_cuda_build() -> None:
@@ -91,6 +100,32 @@ def _attention_on_cpu(fake_out, query, key, value, *args, **kwargs):
     return (output, *rest)
 
 
+def _simulated_backward(sim):
+    """``Tensor.backward`` on the simulated device. The autograd engine cannot run there (it
+    asks the driver for a context), so the graph's leaves get zero gradients of their own
+    device and dtype: what follows (an optimiser's step) runs on the device as it would,
+    but nothing is learnt; ``sim.backward_passes`` counts them."""
+    original = torch.Tensor.backward
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        if not isinstance(self, FakeTensor):
+            return original(self, gradient, retain_graph, create_graph, inputs)
+        sim.backward_passes += 1
+        seen, stack = set(), [self.grad_fn]
+        while stack:
+            node = stack.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            leaf = getattr(node, "variable", None)
+            if leaf is not None and leaf.requires_grad:
+                leaf.grad = torch.zeros_like(leaf) if leaf.grad is None else leaf.grad
+            stack.extend(next_node for next_node, _ in node.next_functions)
+        return None
+
+    return backward
+
+
 def _for_callers_outside_torch(simulated, original):
     """torch.cuda as the simulated device for this project's code (and ComfyUI's), and as
     the real machine for torch's own internals (the fake kernels must not think a driver
@@ -107,13 +142,17 @@ class SimulatedCuda(Accounting):
     """Use as a context manager; see the module doc. ``total_gb`` is the device's memory as
     ``torch.cuda`` reports it; ``bf16`` whether the device computes in bf16."""
 
-    def __init__(self, total_gb: float = 24.0, bf16: bool = True):
+    def __init__(self, total_gb: float = 24.0, bf16: bool = True, mps_rules: bool = False):
+        """``mps_rules``: the device also refuses what Apple's MPS refuses (any float64 tensor;
+        3D grid_sample, as MPS does before torch 2.11), as MPS raises it."""
         require_cuda_build()
+        self.mps_rules = mps_rules
         super().__init__(devices=("cuda",))
         self.fake = FakeTensorMode(allow_non_fake_inputs=True)
         self.shadows = WeakIdKeyDictionary()
         self.float64: list[tuple[str, str]] = []
         self.no_shadow: list[str] = []
+        self.backward_passes = 0
         self.total = int(total_gb * GIB)
         self.bf16 = bf16
         self._stack = contextlib.ExitStack()
@@ -141,6 +180,9 @@ class SimulatedCuda(Accounting):
         # a CUDA tensor's first creation initialises the driver (from C++, through this Python
         # function); the fake device has none to initialise
         self._stack.enter_context(mock.patch.object(cuda, "_lazy_init", lambda: None))
+        # torch's autograd engine asks the driver for a context before a backward pass on a
+        # CUDA device: the simulated backward gives the leaves zero gradients on the device
+        self._stack.enter_context(mock.patch.object(torch.Tensor, "backward", _simulated_backward(self)))
         # cuDNN's fake kernels ask the driver for its version; the native kernels need nothing
         self._stack.enter_context(torch.backends.cudnn.flags(enabled=False))
         self._stack.enter_context(self.fake)
@@ -223,7 +265,12 @@ class SimulatedCuda(Accounting):
             with unset_fake_temporarily():
                 return args[0].copy_(real_args[1])
         # on the fake device: torch's own device rules (host tensors enter as fakes of themselves)
-        out = func(*tree_map(self._as_fake, args), **tree_map(self._as_fake, kwargs))
+        if self.mps_rules and func in (aten.grid_sampler_3d.default, aten.grid_sampler_3d_backward.default):
+            raise NotImplementedError(f"The operator '{func.name()}' is not currently implemented for the MPS device.")
+        try:
+            out = func(*tree_map(self._as_fake, args), **tree_map(self._as_fake, kwargs))
+        except (DynamicOutputShapeException, DataDependentOutputException):
+            return self._shaped_by_values(func, real_args, real_kwargs)
         with unset_fake_temporarily():
             try:
                 if func in GPU_ONLY_ATTENTION:
@@ -241,8 +288,28 @@ class SimulatedCuda(Accounting):
                 self.shadows[fake] = real
                 if fake.dtype == torch.float64 and fake.device.type == "cuda":
                     self.float64.append((str(func), where_in_pack()))
+                    if self.mps_rules:
+                        raise TypeError("Cannot convert a MPS Tensor to float64 dtype as the MPS framework doesn't "
+                                        f"support float64. Please use float32 instead. ({where_in_pack()})")
         self.account(func, args, kwargs, out)
         return out
+
+    def _shaped_by_values(self, func, real_args, real_kwargs):
+        """An op whose output shape depends on the values (nonzero, boolean indexing): a GPU
+        runs it, but the host waits for the count; so is it recorded, and run on the shadows."""
+        self.record_read(f"{func.__name__} (output shape from values)", "cuda")
+        with unset_fake_temporarily():
+            real_out = func(*real_args, **real_kwargs)
+
+        def fake_of(real):
+            if not isinstance(real, torch.Tensor):
+                return real
+            fake = torch.empty_strided(real.shape, real.stride(), dtype=real.dtype, device="cuda")
+            self.shadows[fake] = real
+            self.count_storage(fake)
+            return fake
+
+        return tree_map(fake_of, real_out)
 
     # -- what a test asks ----------------------------------------------------------------
     def reads_since(self, mark: int) -> list:

@@ -36,6 +36,15 @@ class SyncDenoiser:
     def view_count(self) -> int:
         return self.model.config.view_count
 
+    @property
+    def schedule(self):
+        """The model's noise levels (``DiscreteSigmas``), read off the device once per denoiser."""
+        if getattr(self, "_schedule", None) is None:
+            from .sigma_denoiser import DiscreteSigmas
+
+            self._schedule = DiscreteSigmas(self.model.alphas_cumprod)
+        return self._schedule
+
     def _check(self, x: torch.Tensor, timesteps: torch.Tensor, cond: Conditioning) -> None:
         N = self.view_count
         if x.ndim != 5 or x.shape[1] != N or x.shape[2] != 4:

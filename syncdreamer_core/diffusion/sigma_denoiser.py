@@ -142,7 +142,7 @@ class SigmaDenoiser:
         self.cond = cond
         self.cfg_scale = cfg_scale
         self.batch_view_num = batch_view_num
-        self.schedule = DiscreteSigmas(denoiser.model.alphas_cumprod)
+        self.schedule = denoiser.schedule
 
     def predict_eps(self, x: torch.Tensor, sigma: torch.Tensor, both: bool = False):
         """Noise prediction for VE-scaled ``x``; same layout as ``x`` (with ``both``: the

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cameras import CameraSet
+from ..device_support import grid_sample_3d
 from .config import SyncDreamerConfig
 from .norms import GroupNorm
 from .volume_geometry import frustum_grid, unprojection_grid
@@ -256,7 +257,7 @@ class SpatialVolumeNet(nn.Module):
         # All views of an instance read the same volume: fold them into the depth axis
         # instead of copying the volume once per view.
         grid = grid.reshape(1, TN * D, h, w, 3).expand(B, TN * D, h, w, 3)
-        sampled = F.grid_sample(spatial_volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        sampled = grid_sample_3d(spatial_volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         sampled = sampled.reshape(B, C, TN, D, h, w).transpose(1, 2).reshape(B * TN, C, D, h, w)
         t_views = t_embed[:, None].expand(B, TN, t_embed.shape[-1]).reshape(B * TN, -1)
         v_views = v_embed[:, view_indices].reshape(B * TN, -1)

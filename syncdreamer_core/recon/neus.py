@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from ..cameras import CameraSet
+from ..device_support import grid_sample_3d
 from .fields import DEFAULT_BOUND, VolumeGrid, grid_points, resample_grid
 from .views import sample_view_maps
 
@@ -58,7 +59,7 @@ def hull_to_sdf(hull: VolumeGrid, resolution: int, bound: float) -> torch.Tensor
 def _grid_lookup(grid: torch.Tensor, points: torch.Tensor, bound: float) -> torch.Tensor:
     """Trilinear samples of grid [C, R, R, R] (indexed x, y, z) at points [P, 3] -> [P, C]."""
     normalized = (points / bound).flip(-1)  # grid_sample reads (x, y, z) as (W, H, D)
-    sampled = F.grid_sample(grid[None], normalized.view(1, -1, 1, 1, 3), mode="bilinear",
+    sampled = grid_sample_3d(grid[None], normalized.view(1, -1, 1, 1, 3), mode="bilinear",
                             padding_mode="border", align_corners=True)
     return sampled.view(grid.shape[0], -1).t()
 
@@ -153,14 +154,17 @@ def refine_sdf(hull: VolumeGrid, colors: np.ndarray, masks: np.ndarray, cameras:
         rendered, opacity = _render(sdf, color, log_sharpness.exp(), origin, direction, settings.samples_per_ray,
                                     bound, generator)
         gradient = _gradient(sdf, spacing)
-        band = (sdf[1:-1, 1:-1, 1:-1].detach().abs() < 6 * spacing)
-        eikonal = ((gradient.norm(dim=-1) - 1) ** 2)[band].mean() if band.any() else sdf.sum() * 0
+        # Means over the band near the surface as weighted sums: selecting the band would make
+        # every step wait for the device to count it.
+        band = (sdf[1:-1, 1:-1, 1:-1].detach().abs() < 6 * spacing).to(sdf.dtype)
+        in_band = band.sum().clamp(min=1)
+        eikonal = (((gradient.norm(dim=-1) - 1) ** 2) * band).sum() / in_band
         laplacian = (sdf[2:, 1:-1, 1:-1] + sdf[:-2, 1:-1, 1:-1] + sdf[1:-1, 2:, 1:-1] + sdf[1:-1, :-2, 1:-1]
                      + sdf[1:-1, 1:-1, 2:] + sdf[1:-1, 1:-1, :-2] - 6 * sdf[1:-1, 1:-1, 1:-1]) / spacing
         loss = (settings.color_weight * (rendered - rgb_target).abs().mean()
                 + settings.mask_weight * F.binary_cross_entropy(opacity.clamp(1e-4, 1 - 1e-4), mask_target)
                 + settings.eikonal_weight * eikonal
-                + settings.smooth_weight * laplacian[band].abs().mean())
+                + settings.smooth_weight * (laplacian.abs() * band).sum() / in_band)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
