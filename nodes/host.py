@@ -37,9 +37,10 @@ class SyncDreamerComfyModel(torch.nn.Module):
 
     def scale_latent_inpaint(self, sigma, noise, latent_image, **kwargs):
         """The kept latent at noise level ``sigma``, for latents with a noise mask (ComfyUI's
-        inpainting step: masked-out views stay, the others are regenerated around them)."""
-        return self.model_sampling.noise_scaling(sigma.reshape([sigma.shape[0]] + [1] * (noise.ndim - 1)), noise,
-                                                 latent_image)
+        inpainting step, at every step: masked-out views stay, the others are regenerated
+        around them). The kept views are a latent, never the empty one: no test of it here,
+        which would read the device at every step."""
+        return latent_image + noise * sigma.reshape([sigma.shape[0]] + [1] * (noise.ndim - 1))
 
     def memory_required(self, input_shape, cond_shapes=None):
         # activations of one chunk of views with guidance, generously
@@ -265,6 +266,19 @@ class SyncDreamerGuider:
                 f"it a multiple of {images} (candidates per image x {images}) with 'SyncDreamer Empty Latent'")
         return encode_conditioning(self.encoders, self.pixels, self.elevation, seed, instances // images)
 
+    def views_that_fit(self, network) -> int:
+        """batch_view_num for this run: the one asked for, or with 0 (auto) the largest whose
+        step fits in the memory ComfyUI reports free on the device; a run that cannot fit
+        stops here, before its first step."""
+        import comfy.model_management as mm
+
+        from syncdreamer_core.memory import MemoryShortage, views_that_fit
+
+        try:
+            return views_that_fit(network, self.batch_view_num, int(mm.get_free_memory(network.device)))
+        except MemoryShortage as error:
+            raise NodeInputError(str(error)) from None
+
     def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                disable_pbar=False, seed=None):
         import comfy.model_management as mm
@@ -290,7 +304,7 @@ class SyncDreamerGuider:
         cond = self.conditioning(instances, seed)
         model = self.syncdreamer.load_to_device()
         device = model.network.device
-        denoiser = SyncDenoiser(model.network, self.batch_view_num, between_chunks=check_cancel)
+        denoiser = SyncDenoiser(model.network, self.views_that_fit(model.network), between_chunks=check_cancel)
         steps = sigmas.shape[-1] - 1
         results = []
         try:

@@ -31,8 +31,10 @@ def cfg_input() -> io.Float.Input:
 
 
 def batch_view_num_input() -> io.Int.Input:
-    return io.Int.Input("batch_view_num", default=defaults.BATCH_VIEW_NUM, min=1, max=VIEW_COUNT, tooltip=(
-        "Views run through the network at once. Lower it to save memory; the result is the same."))
+    return io.Int.Input("batch_view_num", default=0, min=0, max=VIEW_COUNT, tooltip=(
+        "Views run through the network at once (the result is the same). 0 = auto: the largest of 16, 8, 4, 2, 1 "
+        "whose step fits in the device's free memory; a run that cannot fit stops before its first step, saying how "
+        "much it needs."))
 
 
 def elevation_input() -> io.Float.Input:
@@ -65,7 +67,7 @@ def make_guider(model, vae, image, elevation, cfg, batch_view_num, clip_vision=N
                              f"{image.shape[2]}x{image.shape[1]}")
     elevation = finite_number(elevation, "elevation", -90.0, 90.0)
     cfg = finite_number(cfg, "cfg", 0.0, 100.0)
-    batch_view_num = whole_number(batch_view_num, "batch_view_num", 1, VIEW_COUNT)
+    batch_view_num = whole_number(batch_view_num, "batch_view_num", 0, VIEW_COUNT)
     if vae is None:
         raise NodeInputError("connect a VAE: the checkpoint's own, from 'Load SyncDreamer Checkpoint'")
     return SyncDreamerGuider(model, encoders_for(model, vae, clip_vision), model_pixels(image), elevation, cfg,
@@ -141,7 +143,7 @@ class SyncDreamerSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, syncdreamer_model, vae, image, elevation, seed, steps, cfg, sampler_name, scheduler,
-                eta=defaults.ETA, batch_size=1, batch_view_num=defaults.BATCH_VIEW_NUM, clip_vision=None):
+                eta=defaults.ETA, batch_size=1, batch_view_num=0, clip_vision=None):
         import comfy.samplers
 
         from syncdreamer_core.diffusion.noise import NoiseStream, check_seed, instance_seed
@@ -187,8 +189,7 @@ class SyncDreamerGuiderNode(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, syncdreamer_model, vae, image, elevation, cfg, batch_view_num=defaults.BATCH_VIEW_NUM,
-                clip_vision=None):
+    def execute(cls, syncdreamer_model, vae, image, elevation, cfg, batch_view_num=0, clip_vision=None):
         return io.NodeOutput(make_guider(syncdreamer_model, vae, image, elevation, cfg, batch_view_num, clip_vision))
 
 

@@ -105,6 +105,10 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _views_per_pass(text: str) -> int:
+    return 0 if text == "auto" else _int_in(1, 16, "--batch-view-num")(text)
+
+
 def _elevation_setting(text: str):
     if text == "auto":
         return "auto"
@@ -233,8 +237,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Where the checkpoint comes from and how the network runs."""
     parser.add_argument("--ckpt", help="checkpoint (.ckpt or .safetensors); default: $SYNCDREAMER_CHECKPOINT, else "
                         "the one in ComfyUI/models/syncdreamer")
-    parser.add_argument("--batch-view-num", type=_int_in(1, 16, "--batch-view-num"), default=defaults.BATCH_VIEW_NUM,
-                        help="views run through the network at once (lower saves memory; same result)")
+    parser.add_argument("--batch-view-num", type=_views_per_pass, default=defaults.BATCH_VIEW_NUM,
+                        help="views run through the network at once (lower saves memory; same result), or auto: the "
+                        "largest that fits in the device's free memory")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32",
                         help="compute precision (on a GPU: fp16 or bf16; on a CPU: see the README)")
     parser.add_argument("--weight-dtype", choices=("fp32", "fp16", "bf16"), default=None,

@@ -31,10 +31,16 @@ class GenerationResult:
 
 class SyncDreamerPipeline:
     def __init__(self, loaded: LoadedCheckpoint, batch_view_num: int = defaults.BATCH_VIEW_NUM):
+        """``batch_view_num`` 0: the largest whose step fits in the device's free memory. A
+        run that cannot fit stops here (``memory.MemoryShortage``), before any work."""
+        from .memory import views_that_fit
+
         if loaded.vae is None or loaded.clip is None:
             raise ValueError("the pipeline needs a checkpoint loaded with its VAE and CLIP encoder")
         self.loaded = loaded
-        self.denoiser = SyncDenoiser(loaded.model, batch_view_num)
+        if isinstance(batch_view_num, bool) or not isinstance(batch_view_num, int) or not 0 <= batch_view_num <= 16:
+            raise ValueError(f"batch_view_num must be 0 (auto) or 1..16, got {batch_view_num!r}")
+        self.denoiser = SyncDenoiser(loaded.model, views_that_fit(loaded.model, batch_view_num))
 
     @classmethod
     def from_checkpoint(cls, path, dtype="fp32", device="cpu", num_heads: int | None = None,

@@ -448,6 +448,14 @@ def make_folder_paths(base: Path) -> types.ModuleType:
     )
 
 
+def _free_memory(device) -> int:
+    """As the host: what the system reports free on the device (a large figure where it cannot say)."""
+    from syncdreamer_core.memory import free_memory
+
+    free = free_memory(device)
+    return 64 * 2**30 if free is None else free
+
+
 def install(tmp_path: Path, device: torch.device | None = None, with_mesh_type: bool = True):
     """Put every stand-in into sys.modules; returns (model_management, folder_paths).
     ``device``: the torch device the host computes on (default: the CPU)."""
@@ -471,6 +479,7 @@ def install(tmp_path: Path, device: torch.device | None = None, with_mesh_type: 
         load_model_gpu=lambda model: load_models_gpu([model]), soft_empty_cache=lambda *a, **k: None,
         throw_exception_if_processing_interrupted=throw_exception_if_processing_interrupted,
         unet_dtype=lambda **kw: torch.float32, intermediate_device=lambda: torch.device("cpu"), state=state,
+        get_free_memory=lambda dev=None, torch_free_too=False: _free_memory(dev or device),
     )
 
     def calculate_sigmas(model_sampling, scheduler, steps):

@@ -60,7 +60,7 @@ def check_device_work(sim: SimulatedCuda, dtype: str, marks: list[int]) -> None:
 
 
 @pytest.mark.parametrize(("dtype", "sampler", "candidates"), [
-    ("fp32", "ddim", 2), ("fp16", "ddim", 1), ("bf16", "ddim", 1), ("fp16", "dpmpp_2m", 1), ("bf16", "dpmpp_2m", 1)])
+    ("fp32", "ddim", 2), ("fp16", "dpmpp_2m", 1), ("bf16", "ddim", 1)])
 def test_the_core_pipeline_runs_on_the_device(checkpoint, teapot, dtype, sampler, candidates):
     """Conditioning (VAE encoder, CLIP vision), the sampler loop and the VAE decoding."""
     from syncdreamer_core.pipeline import SyncDreamerPipeline
@@ -88,9 +88,9 @@ def device_host(tmp_path, checkpoint, monkeypatch):
     management moves the network there, as ComfyUI's does)."""
     from node_host import load_pack
 
-    def make(dtype: str):
-        state = load_pack(tmp_path, checkpoint, dtype=dtype, device=torch.device("cuda", 0))
-        return state
+    def make(dtype: str, cpu: bool = False):
+        return load_pack(tmp_path, checkpoint, dtype="fp32" if cpu else dtype,
+                         device=None if cpu else torch.device("cuda", 0))
 
     yield make
     comfy_stubs.ProgressBar.hook = None
@@ -98,8 +98,8 @@ def device_host(tmp_path, checkpoint, monkeypatch):
 
 
 @pytest.mark.parametrize(("dtype", "sampler_name", "scheduler"), [
-    ("fp32", "ddim", "ddim_uniform"), ("fp16", "ddim", "ddim_uniform"), ("bf16", "ddim", "ddim_uniform"),
-    ("fp16", "euler", "karras"), ("bf16", "dpmpp_2m", "karras"), ("fp16", "euler_cfg_pp", "karras")])
+    ("fp32", "ddim", "ddim_uniform"), ("fp16", "euler", "karras"), ("bf16", "dpmpp_2m", "karras"),
+    ("fp16", "euler_cfg_pp", "karras")])
 def test_the_sampler_node_runs_on_the_device(device_host, teapot, dtype, sampler_name, scheduler):
     from node_host import run
 
@@ -169,21 +169,23 @@ def test_the_nodes_after_sampling_take_images_on_the_device(device_host, chicken
     image, mask = torch.from_numpy(prepared.image)[None], torch.from_numpy(prepared.mask)[None]
     two_sets = torch.cat([chicken_views, chicken_views.flip(2)])
     outputs = {}
-    for where in ("cpu", "cuda"):
-        with SimulatedCuda() as sim:
-            host = device_host("fp16")
-            on = (lambda t: t.to("cuda")) if where == "cuda" else (lambda t: t)
-            elevation = run(host, "SyncDreamerEstimateElevation", image=on(image), object_mask=on(mask),
-                            views=on(chicken_views)).args
-            ranked = run(host, "SyncDreamerRankCandidates", views=on(two_sets)).args
-            fast = run(host, "SyncDreamerReconstruct", views=on(chicken_views), method="fast", resolution=48,
-                       texture="none", max_faces=3000).args[0]
-            quality = run(host, "SyncDreamerReconstruct", views=on(chicken_views), method="quality", resolution=48,
-                          quality_steps=20, quality_resolution=32, texture="none", max_faces=3000).args[0]
-            frames = run(host, "SyncDreamerTurntable", mesh=fast, frames=2, resolution=64).args[0]
-        assert not sim.float64, sim.float64[:5]
-        assert not sim.no_shadow, sim.no_shadow[:5]
-        outputs[where] = (elevation, ranked, fast, quality, frames)
+
+    def nodes(host, on):
+        elevation = run(host, "SyncDreamerEstimateElevation", image=on(image), object_mask=on(mask),
+                        views=on(chicken_views)).args
+        ranked = run(host, "SyncDreamerRankCandidates", views=on(two_sets)).args
+        fast = run(host, "SyncDreamerReconstruct", views=on(chicken_views), method="fast", resolution=48,
+                   texture="none", max_faces=3000).args[0]
+        quality = run(host, "SyncDreamerReconstruct", views=on(chicken_views), method="quality", resolution=48,
+                      quality_steps=8, quality_resolution=32, texture="none", max_faces=3000).args[0]
+        frames = run(host, "SyncDreamerTurntable", mesh=fast, frames=2, resolution=64).args[0]
+        return elevation, ranked, fast, quality, frames
+
+    with SimulatedCuda() as sim:
+        outputs["cuda"] = nodes(device_host("fp16"), lambda t: t.to("cuda"))
+    assert not sim.float64, sim.float64[:5]
+    assert not sim.no_shadow, sim.no_shadow[:5]
+    outputs["cpu"] = nodes(device_host("fp16", cpu=True), lambda t: t)
     cpu, gpu = outputs["cpu"], outputs["cuda"]
     assert gpu[0][0] == pytest.approx(cpu[0][0], abs=1e-3) and gpu[0][2] == pytest.approx(cpu[0][2], abs=1e-3)
     assert gpu[1][2] == cpu[1][2] and gpu[1][3] == cpu[1][3]
@@ -240,7 +242,7 @@ def test_the_batch_sampler_actor_samples_on_the_device(checkpoint, tmp_path):
 
     path = tmp_path / "tiny.safetensors"
     save_file(checkpoint, str(path))
-    settings = BatchSettings(checkpoint=str(path), elevation=20.0, steps=2, candidates=1, dtype="fp16", device="cuda")
+    settings = BatchSettings(checkpoint=str(path), elevation=20.0, steps=1, candidates=1, dtype="fp16", device="cuda")
     item = BatchItem(str(EXAMPLES / "teapot.png"))
     row = prepare({"key": "teapot", "path": item.path, "content_hash": item.hash_content(), "error": "",
                    "settings": json.dumps(settings.for_item(item)), "failed_stage": "", "times": "{}"})
