@@ -138,10 +138,10 @@ def test_a_latent_with_a_noise_mask_is_sampled_on_the_device(device_host, teapot
         marks = []
         noise = torch.randn(16, 4, 32, 32, generator=torch.Generator().manual_seed(2))
         sampler = comfy_stubs.KSAMPLER(comfy_stubs.sample_euler)
-        out = guider.sample(noise, kept / 0.18215, sampler, sigmas, denoise_mask=mask,
+        out = guider.sample(noise, kept, sampler, sigmas, denoise_mask=mask,
                             callback=lambda *a: marks.append(len(sim.ledger.reads)), seed=4)
     check_device_work(sim, "bf16", marks)
-    assert out.device.type == "cpu" and torch.allclose(out[:8], kept, atol=1e-5)
+    assert out.device.type == "cpu" and torch.allclose(out[:8], kept[:8], atol=1e-4)
     assert not torch.allclose(out[8:], kept[8:])
 
 
