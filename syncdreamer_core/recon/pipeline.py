@@ -125,10 +125,12 @@ def make_asset(result: ReconstructionResult, texture_size: int | None = 1024, ma
     """The reconstruction as a deliverable asset: optionally cleaned (largest piece, holes
     closed) and decimated to ``max_faces``, then coloured from the views: a baked
     ``texture_size``^2 texture, or vertex colours when ``texture_size`` is None."""
-    from .texture import bake_texture, check_texture_size
+    from .texture import bake_texture, check_texture_size, unwrapper_available
 
     if texture_size is not None:
         check_texture_size(texture_size)
+        if not unwrapper_available():
+            texture_size = None  # said once by unwrapper_available: vertex colours instead
     max_faces = check_face_budget(max_faces)
     cameras = target_cameras()
     # Colour in the frame the views were rendered in; move the result back afterwards.

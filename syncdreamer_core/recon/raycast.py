@@ -1,6 +1,7 @@
-"""Rendering a mesh at pinhole cameras by ray casting (trimesh, with Embree when
-installed), on the CPU: depth, coverage, triangle ids, and colours from vertex colours
-or a texture.
+"""Rendering a mesh at pinhole cameras by ray casting, on the CPU: depth, coverage,
+triangle ids, and colours from vertex colours or a texture. Rays are cast by Embree
+(trimesh's interface) where it is installed, and by the equivalent rasterization
+(``raster.py``) where Embree has no wheel (ARM Linux): the same hits either way.
 
 Pixel ``(row, col)`` is sampled through its centre ``(col + 0.5, row + 0.5)``.
 """
@@ -14,6 +15,7 @@ import torch
 import trimesh
 
 from ..cameras import CameraSet
+from .raster import first_hits
 
 
 @dataclass
@@ -35,8 +37,13 @@ def cast(mesh: trimesh.Trimesh, cameras: CameraSet, view: int) -> RayHits:
     """First hits of the rays through every pixel centre of camera ``view`` (images of
     ``cameras.image_size`` pixels)."""
     cameras = cameras.to(torch.float64)
-    origins, directions = (t.numpy() for t in cameras.pixel_rays(view))
     size = cameras.image_size
+    origin = cameras.centers()[view].numpy()
+    if not trimesh.ray.has_embree:
+        depth, face, points = first_hits(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces),
+                                         cameras.K[view].numpy(), cameras.poses[view].numpy(), size)
+        return RayHits(depth.reshape(size, size), face.reshape(size, size), points.reshape(size, size, 3), origin)
+    origins, directions = (t.numpy() for t in cameras.pixel_rays(view))
     locations, ray_index, face_index = mesh.ray.intersects_location(origins, directions, multiple_hits=False)
     depth = np.full(size * size, np.inf)
     face = np.full(size * size, -1, dtype=np.int64)

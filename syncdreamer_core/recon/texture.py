@@ -13,6 +13,8 @@ the nearest chart texel, so filtering never pulls in background.
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,6 +62,27 @@ class Atlas:
     faces: np.ndarray
     uvs: np.ndarray
     source: np.ndarray
+
+
+def unwrapper_available() -> bool:
+    """Whether xatlas (the UV unwrapper) is installed. It has no wheel for ARM Linux, where
+    the pack installs without it; a texture asked for there becomes vertex colours, and
+    the user is told once how to get textures."""
+    try:
+        import xatlas  # noqa: F401
+    except ImportError:
+        global _TOLD
+        if not _TOLD:
+            _TOLD = True
+            logging.getLogger("syncdreamer").warning(
+                "SyncDreamer: xatlas (the UV unwrapper) is not installed, so meshes get vertex colours instead of a "
+                "texture. It has no wheel for this machine; `pip install xatlas` builds it (needs a C++ compiler and "
+                "cmake).")
+        return False
+    return True
+
+
+_TOLD = False
 
 
 def unwrap(mesh: trimesh.Trimesh, size: int) -> Atlas:
