@@ -9,8 +9,9 @@
 First the machine: its CPU features (native bf16/fp16 or not) and the measured matmul rate
 of each dtype (2048^3, this process's threads). Each configuration then runs in a fresh
 subprocess so that its peak memory (RSS on the CPU, max allocated on CUDA) is its own,
-and prints one JSON object: step time, memory, the step's FLOPs (torch's FLOP counter)
-and FLOP rate. ``--ddim-error SIZE`` adds the relative error of a whole 50-step DDIM run
+and prints one JSON object: step time, memory, the step's FLOPs (torch's FLOP formulas,
+counted per dtype: ``flop_share_by_dtype`` shows what ran in which precision) and FLOP
+rate. ``--ddim-error SIZE`` adds the relative error of a whole 50-step DDIM run
 of that network size against fp32 for each dtype. Weights are random: speed and memory
 do not depend on their values.
 """
@@ -87,11 +88,13 @@ def worker(args) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     times = times[args.warmup:]
-    from torch.utils.flop_counter import FlopCounterMode
+    from syncdreamer_core.accounting import Accounting
 
-    with FlopCounterMode(display=False) as counter:
+    device_type = torch.device(args.device).type
+    with Accounting(devices=(device_type,)) as counter:
         denoiser(x, t, cond, args.cfg)
-    flops = counter.get_total_flops()
+    flops = sum(counter.ledger.flops.values())
+    flop_share = {dtype: round(share, 4) for dtype, share in counter.ledger.flop_share(device_type).items()}
     result = {
         "size": args.size, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
         "device": args.device, "dtype": args.dtype,
@@ -101,6 +104,7 @@ def worker(args) -> dict:
         "steps50_minutes": round(statistics.median(times) * 50 / 60, 2),
         "peak_memory_MB": round(peak_memory_mb(args.device), 1), "build_seconds": round(build_seconds, 1),
         "step_GFLOP": round(flops / 1e9, 1), "GFLOPs": round(flops / statistics.median(times) / 1e9, 2),
+        "flop_share_by_dtype": flop_share,
     }
     if args.compare_fp32 and (args.dtype != "fp32" or (args.weight_dtype or "fp32") != "fp32"):
         reference, _ = build_model(args.size, "fp32", args.device)

@@ -31,8 +31,14 @@ def _device_type(device) -> str | None:
 
 
 def _flop_registry() -> dict:
+    """torch's FLOP formulas, and the CPU's fused attention (the same two matrix products
+    as the GPU kernels torch counts)."""
     from torch.utils.flop_counter import flop_registry
 
+    if aten._scaled_dot_product_flash_attention_for_cpu not in flop_registry:
+        flop_registry = dict(flop_registry)
+        flop_registry[aten._scaled_dot_product_flash_attention_for_cpu] = \
+            flop_registry[aten._scaled_dot_product_flash_attention]
     return flop_registry
 
 
@@ -60,6 +66,17 @@ def in_pack(where: str) -> bool:
     return not where.startswith(("host ", "?"))
 
 
+def decompose(mode: TorchDispatchMode, func, args, kwargs):
+    """A composite op (under inference mode ``matmul``, ``linear``... reach a mode whole) run
+    as the ops it is made of, each of which comes back to ``mode``; NotImplemented for an
+    op with a kernel of its own."""
+    if func.namespace != "aten" or not torch._C._dispatch_has_kernel_for_dispatch_key(
+            func.name(), "CompositeImplicitAutograd"):
+        return NotImplemented
+    with mode:  # a handler runs with its mode popped
+        return func.decompose(*args, **kwargs)
+
+
 @dataclass
 class DeviceLedger:
     """Live and peak bytes per device type, FLOPs per (device type, dtype), host reads."""
@@ -67,6 +84,8 @@ class DeviceLedger:
     live: Counter = field(default_factory=Counter)
     peak: Counter = field(default_factory=Counter)
     flops: Counter = field(default_factory=Counter)
+    #: FLOPs per (device type, dtype, op): which ops ran in which precision
+    op_flops: Counter = field(default_factory=Counter)
     reads: list = field(default_factory=list)
 
     def flop_share(self, device: str) -> dict[str, float]:
@@ -149,7 +168,9 @@ class Accounting(TorchDispatchMode):
             except Exception:  # noqa: BLE001 - a formula that does not fit this overload
                 count = 0
             if first is not None and count:
-                self.ledger.flops[(device, str(first.dtype).replace("torch.", ""))] += int(count)
+                dtype = str(first.dtype).replace("torch.", "")
+                self.ledger.flops[(device, dtype)] += int(count)
+                self.ledger.op_flops[(device, dtype, str(packet).replace("aten.", ""))] += int(count)
         for leaf in tree_flatten(out)[0]:
             if isinstance(leaf, torch.Tensor):
                 self.count_storage(leaf)
@@ -172,6 +193,9 @@ class Accounting(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        decomposed = decompose(self, func, args, kwargs)
+        if decomposed is not NotImplemented:
+            return decomposed
         self.note_reads(func, args, kwargs)
         out = func(*args, **kwargs)
         self.account(func, args, kwargs, out)

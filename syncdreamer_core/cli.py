@@ -168,9 +168,7 @@ def cmd_batch(args) -> int:
 def _batch_on_ray(args, items, output: Path):
     from .batch.engine import BatchInterrupted, EngineOptions, print_line, run_batch
     from .batch.items import BatchSettings
-    from .weights.checkpoint import check_device, resolve_dtype
-
-    from .weights.checkpoint import inspect_checkpoint
+    from .weights.checkpoint import check_device, inspect_checkpoint, resolve_dtype
 
     check_device(args.device, resolve_dtype(args.dtype))
     warn_emulated_half(args.device, args.dtype)

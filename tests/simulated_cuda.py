@@ -35,7 +35,7 @@ from torch._subclasses.fake_tensor import (
 from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.weak import WeakIdKeyDictionary
 
-from syncdreamer_core.accounting import SCALAR_READS, Accounting, _device_type, aten, where_in_pack
+from syncdreamer_core.accounting import SCALAR_READS, Accounting, _device_type, aten, decompose, where_in_pack
 
 GIB = 2**30
 #: Shadows of half-precision device tensors compute in float32: this CPU emulates half
@@ -246,12 +246,9 @@ class SimulatedCuda(Accounting):
         if func is aten.scaled_dot_product_attention.default:
             with self:
                 return _gpu_attention(*args, **kwargs)
-        if func.namespace == "aten" and torch._C._dispatch_has_kernel_for_dispatch_key(
-                func.name(), "CompositeImplicitAutograd"):
-            with self:  # the handler runs with this mode popped; its parts must come back here
-                decomposed = func.decompose(*args, **kwargs)  # e.g. aten.to: into the ops that do the work
-            if decomposed is not NotImplemented:
-                return decomposed
+        decomposed = decompose(self, func, args, kwargs)  # e.g. aten.to: into the ops that do the work
+        if decomposed is not NotImplemented:
+            return decomposed
         self.note_reads(func, args, kwargs)
         real_args, real_kwargs = self.real(args), self._real_kwargs(kwargs)
         if func in SCALAR_READS:

@@ -54,7 +54,8 @@ def test_the_estimate_is_the_peak_of_the_simulated_gpu(dtype):
             sim.count_module(model)
             one_step(model, 8)()
     estimate = sampling_peak(config, dtype, None, 8)
-    print(f"tiny network, {dtype}: estimated {estimate.peak / 2**20:.2f} MiB, simulated GPU {sim.ledger.peak['cuda'] / 2**20:.2f} MiB")
+    simulated = sim.ledger.peak["cuda"]
+    print(f"tiny network, {dtype}: estimated {estimate.peak / 2**20:.2f} MiB, simulated GPU {simulated / 2**20:.2f} MiB")
     assert estimate.peak == pytest.approx(sim.ledger.peak["cuda"], rel=0.1)
 
 

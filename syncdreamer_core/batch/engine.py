@@ -105,7 +105,6 @@ def run_batch(items: list[BatchItem], settings: BatchSettings, output: Path, opt
               retry_failed: bool = False, on_item=None) -> BatchReport:
     """Process every item not finished yet; returns the report (also written to
     ``output/report.jsonl``). ``on_item(line)`` is called as each item finishes."""
-    import ray
 
     from ..outputs import OutputLock
 

@@ -150,8 +150,9 @@ def read_list(path: Path) -> list[BatchItem]:
                                               '{"image": "a.png", "elevation": 20}')
                     items.append(_row_item(row, base, f"{path} line {number}", text=False))
     except UnicodeDecodeError as error:
-        raise BatchInputError(f"the list {path} is not a UTF-8 text file (byte {error.start} is {error.object[error.start:error.start + 1]!r}): "
-                              "give a CSV or JSONL list of image paths") from None
+        bad = error.object[error.start:error.start + 1]
+        raise BatchInputError(f"the list {path} is not a UTF-8 text file (byte {error.start} is {bad!r}): give a CSV or "
+                              "JSONL list of image paths") from None
     except csv.Error as error:
         raise BatchInputError(f"the list {path} is not a readable CSV file ({error}): give a CSV or JSONL list of "
                               "image paths") from None

@@ -13,6 +13,15 @@ from torch import nn
 from .norms import GroupNorm, LayerNorm
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Fused scaled-dot-product attention. On a CPU in bf16 it runs in float32: torch's CPU
+    kernel computes bf16 attention at half its float32 rate (the rest of a bf16 step is
+    faster than float32 on CPUs with bf16 instructions)."""
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+        return F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class CrossAttention(nn.Module):
     """Multi-head attention; self-attention when ``context`` is None."""
 
@@ -37,7 +46,7 @@ class CrossAttention(nn.Module):
         q = self.to_q(x).view(B, n, self.heads, -1).transpose(1, 2)
         k = self.to_k(context).view(B, m, self.heads, -1).transpose(1, 2)
         v = self.to_v(context).view(B, m, self.heads, -1).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)
         return self.to_out(out.transpose(1, 2).reshape(B, n, -1))
 
 

@@ -10,9 +10,9 @@ Parameter names follow the official checkpoint (``middle_conditions``,
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .attention import attention
 from .norms import GroupNorm, group_norm_channel_last
 
 
@@ -43,7 +43,7 @@ class DepthAttention(nn.Module):
         kv = kv.view(pixels, depth, 2, self.heads, inner // self.heads)
         k = kv[:, :, 0].transpose(1, 2)  # P,heads,D,hd
         v = kv[:, :, 1].transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v).reshape(pixels, inner)
+        out = attention(q, k, v).reshape(pixels, inner)
         out = out @ self.to_out.weight.flatten(1).t()
         return out.view(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
 

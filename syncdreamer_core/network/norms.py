@@ -3,7 +3,9 @@
 In half precision the statistics of a GroupNorm or LayerNorm lose digits, and CPU
 kernels refuse a float32 input with half-precision parameters; these layers cast
 input and parameters to float32, normalise, and return the input's dtype. In a
-float32 network every cast is a no-op.
+float32 network every cast is a no-op. On a CPU in bf16, torch's own kernels take the
+bf16 input with float32 parameters and compute the statistics and the normalisation in
+float32 themselves: there the two copies of every activation (in and out) are skipped.
 """
 
 from __future__ import annotations
@@ -17,14 +19,23 @@ def _float(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.float()
 
 
+def _mixed_kernel(x: torch.Tensor) -> bool:
+    """Whether torch's kernel normalises this input in float32 by itself (CPU, bf16)."""
+    return x.device.type == "cpu" and x.dtype == torch.bfloat16
+
+
 class GroupNorm(nn.GroupNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _mixed_kernel(x):
+            return F.group_norm(x, self.num_groups, _float(self.weight), _float(self.bias), self.eps)
         out = F.group_norm(x.float(), self.num_groups, _float(self.weight), _float(self.bias), self.eps)
         return out.to(x.dtype)
 
 
 class LayerNorm(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _mixed_kernel(x):
+            return F.layer_norm(x, self.normalized_shape, _float(self.weight), _float(self.bias), self.eps)
         out = F.layer_norm(x.float(), self.normalized_shape, _float(self.weight), _float(self.bias), self.eps)
         return out.to(x.dtype)
 

@@ -14,7 +14,6 @@ the nearest chart texel, so filtering never pulls in background.
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
