@@ -32,16 +32,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def config_for(size: str):
+    from syncdreamer_core.network.config import SyncDreamerConfig
+
+    return {"full": SyncDreamerConfig.official, "small": SyncDreamerConfig.small, "tiny": SyncDreamerConfig.tiny}[size]()
+
+
 def build_model(size: str, dtype: str, device: str, weight_dtype: str | None = None):
     """A randomly initialised network (fan-in scaled weights, unit norm scales) with its
     weights stored in ``weight_dtype`` (default ``dtype``) and computing in ``dtype``."""
-    from syncdreamer_core.network.config import SyncDreamerConfig
     from syncdreamer_core.weights.checkpoint import build_network, resolve_dtype
     from syncdreamer_core.weights.official_layout import random_checkpoint
     from syncdreamer_core.weights.storage import store_weights_as
 
-    config = {"full": SyncDreamerConfig.official, "small": SyncDreamerConfig.small,
-              "tiny": SyncDreamerConfig.tiny}[size]()
+    config = config_for(size)
     storage = resolve_dtype(weight_dtype or dtype)
     state = random_checkpoint(config, vae=None, clip=None, dtype=storage)
     model = build_network(state, config, storage, device)

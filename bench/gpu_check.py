@@ -2,6 +2,7 @@
 reconstruction, written to one JSON file (and printed as it goes).
 
     python bench/gpu_check.py --out gpu_check.json                      # a CUDA machine, ~5 minutes
+    python bench/gpu_check.py --device mps --out mps_check.json         # a Mac with Apple Silicon
     python bench/gpu_check.py --device cpu --size tiny --out check.json # anywhere (the test runs this)
 
 On a bare machine: ``pip install torch`` (a CUDA build) and the pack's requirements
@@ -11,8 +12,10 @@ no internet), then this script. It measures, with random weights of the real siz
 - the GPU's measured matmul peak (fp32, fp16, bf16; 8192^3) and its name;
 - per dtype (fp32, fp16, bf16) and batch_view_num (16, 8): one synchronized denoising step
   (B=1, 16 views, cfg 2) and a whole sample (--sample-steps, default 50 DDIM steps),
-  peak GPU memory, the step's FLOPs (torch's FLOP counter) and FLOP rate against the
-  measured bf16 peak, and the relative error of the sample against fp32;
+  peak device memory measured beside the estimate the pack makes before a run
+  (``memory.py``, the README's table), the step's FLOPs and their share per dtype, the
+  FLOP rate against the measured bf16 peak, and the relative error of the sample against
+  fp32;
 - the SD VAE decoding 16 latents in each dtype: time, non-finite outputs (an fp16 VAE can
   overflow), error against fp32;
 - fast and quality reconstruction of the bundled chicken views on the device (time).
@@ -42,6 +45,8 @@ def synchronize(device: str) -> None:
 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+    elif device.startswith("mps"):
+        torch.mps.synchronize()
 
 
 def timed(device: str, function, repeats: int = 1):
@@ -59,12 +64,20 @@ def reset_peak(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    elif device.startswith("mps"):
+        torch.mps.empty_cache()
 
 
 def peak_gb(device: str) -> float | None:
+    """The device's peak allocation since the last reset (MPS keeps no peak: what the
+    driver holds now, after the work)."""
     import torch
 
-    return round(torch.cuda.max_memory_allocated() / 2**30, 3) if device.startswith("cuda") else None
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    if device.startswith("mps"):
+        return round(torch.mps.driver_allocated_memory() / 2**30, 3)
+    return None
 
 
 def machine(device: str) -> dict:
@@ -76,7 +89,10 @@ def machine(device: str) -> dict:
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_GB=round(props.total_memory / 2**30, 1),
                     compute_capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
-                    bf16_supported=torch.cuda.is_bf16_supported())
+                    bf16_supported=torch.cuda.is_bf16_supported(), hip=getattr(torch.version, "hip", None))
+    elif device.startswith("mps"):
+        info.update(mps_recommended_max_GB=round(torch.mps.recommended_max_memory() / 2**30, 1),
+                    machine=platform.machine(), macos=platform.mac_ver()[0])
     return info
 
 
@@ -95,12 +111,17 @@ def matmul_peaks(device: str, size: int) -> dict:
     return {"matmul_TFLOPs": out, "matmul_size": size}
 
 
-def step_flops(denoiser, x, t, cond) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
+def step_flops(denoiser, x, t, cond, device: str) -> tuple[float, dict]:
+    """The step's FLOPs and their share per dtype (``accounting.py``)."""
+    import torch
 
-    with FlopCounterMode(display=False) as counter:
+    from syncdreamer_core.accounting import Accounting
+
+    kind = torch.device(device).type
+    with Accounting(devices=(kind,)) as counter:
         denoiser(x, t, cond, 2.0)
-    return float(counter.get_total_flops())
+    share = {dtype: round(value, 4) for dtype, value in counter.ledger.flop_share(kind).items()}
+    return float(sum(counter.ledger.flops.values())), share
 
 
 def network_section(size: str, device: str, dtype: str, batch_view_num: int, sample_steps: int,
@@ -122,14 +143,19 @@ def network_section(size: str, device: str, dtype: str, batch_view_num: int, sam
     denoiser = SyncDenoiser(model, batch_view_num)
     denoiser(x, t, cond, 2.0)  # warm-up (kernels, allocator)
     _, step = timed(device, lambda: denoiser(x, t, cond, 2.0), repeats=3 if device.startswith("cuda") else 1)
-    flops = step_flops(denoiser, x, t, cond)
+    flops, flop_share = step_flops(denoiser, x, t, cond, device)
     latents, whole = timed(device, lambda: sample(denoiser, cond, sample_steps, 2.0, 1.0, "ddim", 7))
     latents = latents.float().cpu()
     params = sum(p.numel() for p in model.parameters())
     result = {"dtype": dtype, "batch_view_num": batch_view_num, "params_M": round(params / 1e6, 1),
               "step_s": round(step, 4), "sample_s": round(whole, 2), "sample_steps": sample_steps,
-              "peak_GB": peak_gb(device), "step_TFLOP": round(flops / 1e12, 4),
+              "peak_GB": peak_gb(device), "step_TFLOP": round(flops / 1e12, 4), "flop_share_by_dtype": flop_share,
               "achieved_TFLOPs": round(flops / step / 1e12, 3), "finite": bool(torch.isfinite(latents).all())}
+    from syncdreamer_core.memory import sampling_peak
+
+    estimate = sampling_peak(config, dtype, None, batch_view_num)
+    result["estimated_peak_GB"] = round(estimate.peak / 2**30, 3)  # counted tensors, as peak_GB counts them
+    result["estimated_need_on_gpu_GB"] = round(estimate.on_gpu() / 2**30, 3)  # with workspaces and context
     if peak_bf16:
         result["share_of_bf16_matmul_peak"] = round(flops / step / 1e12 / peak_bf16, 3)
     key = (batch_view_num,)
@@ -198,6 +224,18 @@ def recon_section(device: str, quality_steps: int) -> dict:
             "faces": len(asset.faces)}
 
 
+def memory_estimates(size: str, views_list: list[int]) -> dict:
+    """What the pack tells before a run (``memory.py``), to set beside what was measured."""
+    from bench_sampler import config_for
+
+    from syncdreamer_core.memory import decode_peak, sampling_peak
+
+    config = config_for(size)
+    return {"sampling_peak_GB": {dtype: {views: round(sampling_peak(config, dtype, None, views).peak / 2**30, 3)
+                                         for views in views_list} for dtype in DTYPES},
+            "vae_decode_16_peak_GB": {dtype: round(decode_peak(dtype).peak / 2**30, 3) for dtype in DTYPES}}
+
+
 def run(args) -> dict:
     import torch
 
@@ -219,6 +257,7 @@ def run(args) -> dict:
     report.update(peaks)
     peak_bf16 = (peaks.get("matmul_TFLOPs") or {}).get("bf16")
     dtypes = [d for d in args.dtypes if d != "bf16" or not args.device.startswith("cuda") or torch.cuda.is_bf16_supported()]
+    report["memory_estimates"] = section("memory estimates", memory_estimates, args.size, args.estimate_views)
     references: dict = {}
     report["network"] = [r for r in (section(f"network {d} bvn {b}", network_section, args.size, args.device, d, b,
                                              args.sample_steps, peak_bf16, references)
@@ -239,12 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-view-num", nargs="+", type=int, default=[16, 8])
     parser.add_argument("--sample-steps", type=int, default=50)
     parser.add_argument("--quality-steps", type=int, default=800)
+    parser.add_argument("--estimate-views", nargs="+", type=int, default=[16, 8, 4, 2, 1],
+                        help="batch_view_num values of the memory estimates")
     parser.add_argument("--matmul-size", type=int, default=8192)
     parser.add_argument("--out", default="gpu_check.json")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"error: --device {args.device}, but this torch ({torch.__version__}) sees no CUDA device; "
               "use --device cpu --size tiny to try the script here", file=sys.stderr)
+        return 2
+    if args.device.startswith("mps") and not torch.backends.mps.is_available():
+        print(f"error: --device mps, but this torch ({torch.__version__}) sees no Metal device", file=sys.stderr)
         return 2
     started = time.perf_counter()
     report = run(args)

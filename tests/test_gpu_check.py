@@ -18,7 +18,8 @@ def run_check(tmp_path, dtypes: list[str]) -> tuple[int, dict]:
     spec.loader.exec_module(module)
     out = tmp_path / "check.json"
     code = module.main(["--device", "cpu", "--size", "tiny", "--sample-steps", "2", "--quality-steps", "3",
-                        "--matmul-size", "128", "--batch-view-num", "16", "--dtypes", *dtypes, "--out", str(out)])
+                        "--matmul-size", "128", "--batch-view-num", "16", "--dtypes", *dtypes, "--estimate-views", "16", "8",
+                        "--out", str(out)])
     return code, json.loads(out.read_text())
 
 
@@ -28,6 +29,12 @@ def test_the_gpu_check_runs_on_a_cpu_and_writes_every_section(tmp_path):
     assert set(report["matmul_TFLOPs"]) == {"fp32", "fp16", "bf16"} and report["machine"]["device"] == "cpu"
     (network,) = report["network"]
     assert network["finite"] and network["step_TFLOP"] > 0 and network["sample_s"] > 0
+    assert network["flop_share_by_dtype"] == {"float32": 1.0}
+    # the estimate the pack makes before a run, beside what was measured
+    assert 0 < network["estimated_peak_GB"] < network["estimated_need_on_gpu_GB"]
+    estimates = report["memory_estimates"]
+    assert set(estimates["sampling_peak_GB"]) == {"fp32", "fp16", "bf16"}
+    assert estimates["sampling_peak_GB"]["fp16"]["16"] > estimates["sampling_peak_GB"]["fp16"]["8"] > 0
     (vae,) = report["vae"]
     assert vae["nonfinite_values"] == 0 and vae["decode_16_s"] > 0
     assert report["reconstruction"]["fast_faces"] > 1000 and report["reconstruction"]["faces"] > 1000
