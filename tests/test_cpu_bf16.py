@@ -30,6 +30,19 @@ def test_a_bf16_transformer_block_on_the_cpu_runs_attention_in_float32_and_the_r
     assert float((out.float() - reference).norm() / reference.norm()) < 0.02
 
 
+class ActivationCopies(Accounting):
+    """Counts dtype copies of tensors of an activation's size."""
+
+    def __init__(self, numel: int):
+        super().__init__(devices=("cpu",))
+        self.numel, self.seen = numel, []
+
+    def account(self, func, args, kwargs, out):
+        if func is aten._to_copy.default and args[0].numel() == self.numel:
+            self.seen.append(func)
+        super().account(func, args, kwargs, out)
+
+
 def test_norms_on_a_bf16_cpu_copy_no_activation_and_give_the_float32_path_s_numbers():
     torch.manual_seed(1)
     for norm, x in ((GroupNorm(8, 64), torch.randn(2, 64, 16, 16) * 3 + 1), (LayerNorm(64), torch.randn(4, 100, 64))):
@@ -41,16 +54,8 @@ def test_norms_on_a_bf16_cpu_copy_no_activation_and_give_the_float32_path_s_numb
                      if isinstance(norm, GroupNorm) else
                      torch.nn.functional.layer_norm(half.float(), norm.normalized_shape, norm.weight.float(),
                                                     norm.bias.float(), norm.eps)).bfloat16()
-        seen = []
-
-        class Copies(Accounting):
-            def account(self, func, args, kwargs, out):
-                if func is aten._to_copy.default and args[0].numel() == half.numel():
-                    seen.append(func)
-                super().account(func, args, kwargs, out)
-
-        with torch.inference_mode(), Copies(devices=("cpu",)):
+        with torch.inference_mode(), ActivationCopies(half.numel()) as copies:
             out = norm(half)
-        assert out.dtype == torch.bfloat16 and not seen, (type(norm).__name__, seen)
+        assert out.dtype == torch.bfloat16 and not copies.seen, (type(norm).__name__, copies.seen)
         # the same to the last bit of bf16 (the kernels round once, the cast path twice)
         assert ((out.float() - cast_path.float()).abs() <= cast_path.float().abs() * 2**-7 + 1e-3).all()
