@@ -5,14 +5,17 @@ with `ray start --head` plus a worker node) runs a batch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from threading import Thread
 
 import pytest
@@ -145,7 +148,25 @@ def cluster(tmp_path_factory):
         assert joined.returncode == 0, joined.stderr[-2000:]
         yield {"address": f"127.0.0.1:{port}", "env": env}
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_processes_of(temp)
+
+
+def stop_processes_of(folder) -> None:
+    """Stop this cluster's processes only (each names its session folder under ``folder``):
+    `ray stop` would stop every Ray on the machine, the other tests' too."""
+    mine = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(folder).encode() in (entry / "cmdline").read_bytes():
+                    mine.append(int(entry.name))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in mine:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in mine):
+            time.sleep(0.2)
 
 
 def test_a_batch_runs_on_a_cluster_through_the_documented_route(cluster, tmp_path):
