@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -130,7 +131,8 @@ def cluster(tmp_path_factory):
     must find the token by itself. Its own HOME and temp dir keep it apart from every other
     Ray here."""
     home = tmp_path_factory.mktemp("home")
-    temp = tmp_path_factory.mktemp("ray")
+    # Ray's socket paths live under the temp dir and may not exceed 107 bytes: a short one
+    temp = Path(tempfile.mkdtemp(prefix="sdr-", dir="/tmp"))
     env = {**os.environ, "HOME": str(home), "RAY_ADDRESS": ""}
     env.pop("RAY_AUTH_MODE", None)
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
@@ -149,6 +151,7 @@ def cluster(tmp_path_factory):
         yield {"address": f"127.0.0.1:{port}", "env": env}
     finally:
         stop_processes_of(temp)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def stop_processes_of(folder) -> None:

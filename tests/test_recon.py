@@ -95,7 +95,7 @@ def test_non_square_views_are_an_error():
 
 
 def test_all_white_views_are_an_error():
-    with pytest.raises(ReconstructionInputError, match="all white"):
+    with pytest.raises(ReconstructionInputError, match="plain white"):
         reconstruct_fast(np.full((16, 64, 64, 3), 255, np.uint8))
 
 
