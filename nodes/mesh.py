@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -178,26 +179,36 @@ def workflow_metadata(hidden) -> dict:
 class SyncDreamerSaveMesh(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        from syncdreamer_core.recon.formats import MESH_FORMATS
+        from syncdreamer_core.recon.formats import MESH_FORMATS, SIZE_OF
 
         return schema(
             node_id="SyncDreamerSaveMesh",
             display_name="SyncDreamer Save Mesh",
             category=CATEGORY,
-            search_aliases=["export mesh", "save glb", "save obj", "save ply"],
+            search_aliases=["export mesh", "save glb", "save obj", "save ply", "save stl", "3mf", "3d print"],
             description=("Saves a mesh as GLB (texture or linear vertex colours, as glTF defines them), OBJ (+ MTL "
-                         "+ PNG) or PLY in the output folder; its output feeds Preview3D. Works with any MESH."),
+                         "+ PNG), PLY, or for 3D printing as STL or 3MF (a closed solid in millimetres at the size "
+                         "you set, optionally on a flat base); its output feeds Preview3D. Shows whether the mesh is "
+                         "closed, its size in mm and its volume. Works with any MESH."),
             is_output_node=True,
             inputs=[
                 io.Mesh.Input("mesh", tooltip="A MESH, e.g. from 'SyncDreamer Reconstruct Mesh'."),
                 io.String.Input("filename_prefix", default="mesh/syncdreamer", tooltip=(
                     "Where in the output folder: 'folder/name' gives output/folder/name_00001_.glb.")),
                 io.Combo.Input("format", options=list(MESH_FORMATS), default="glb", tooltip=(
-                    "glb: one file, for the web, Blender and ComfyUI's viewer. obj: .obj + .mtl + texture .png. "
-                    "ply: vertex colours, for point-cloud and mesh tools.")),
+                    "glb: one file, for the web, Blender, game engines and ComfyUI's viewer. obj: .obj + .mtl + "
+                    "texture .png. ply: vertex colours, for point-cloud and mesh tools. stl: for any slicer. 3mf: for "
+                    "slicers, with units and colour.")),
                 io.Combo.Input("up_axis", options=["y", "z"], default="y", tooltip=(
                     "y: the convention of glTF and most viewers (the MESH is already y up). z: SyncDreamer's own "
-                    "object frame, as the reference saves meshes.")),
+                    "object frame, as the reference saves meshes. (STL and 3MF always stand on the build plate.)")),
+                io.Float.Input("print_size_mm", default=100.0, min=1.0, max=2000.0, step=1.0, optional=True,
+                               tooltip="STL and 3MF: the printed object's height (or longest side) in millimetres."),
+                io.Combo.Input("size_of", options=list(SIZE_OF), default="height", optional=True,
+                               tooltip="What print_size_mm measures."),
+                io.Boolean.Input("flat_base", default=False, optional=True, tooltip=(
+                    "STL and 3MF: cut the object a little above its lowest point and close the cut, so it stands "
+                    "flat on the build plate.")),
             ],
             outputs=[io.String.Output("model_file", display_name="model_file",
                                       tooltip="Path relative to the output folder, for Preview3D."),
@@ -206,12 +217,14 @@ class SyncDreamerSaveMesh(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, mesh, filename_prefix, format="glb", up_axis="y"):
+    def execute(cls, mesh, filename_prefix, format="glb", up_axis="y", print_size_mm=100.0, size_of="height",
+                flat_base=False):
         import folder_paths
 
         from syncdreamer_core.outputs import check_name
         from syncdreamer_core.recon.export import export_asset
         from syncdreamer_core.recon.formats import MESH_FORMATS
+        from syncdreamer_core.recon.printing import check_print_size, for_print
 
         if format not in MESH_FORMATS:
             raise NodeInputError(f"format must be one of {', '.join(MESH_FORMATS)}, got {format!r}")
@@ -219,6 +232,7 @@ class SyncDreamerSaveMesh(io.ComfyNode):
             raise NodeInputError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
         if not isinstance(filename_prefix, str) or not filename_prefix.strip():
             raise NodeInputError("filename_prefix must be a name like 'mesh/syncdreamer'")
+        core_errors(check_print_size, print_size_mm, size_of)
         core_errors(check_name, os.path.basename(os.path.normpath(filename_prefix)) + f"_00001_.{format}",
                     "file name of filename_prefix")
         assets = assets_of(mesh)
@@ -226,10 +240,14 @@ class SyncDreamerSaveMesh(io.ComfyNode):
         folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
         results, first = [], None
         metadata = workflow_metadata(getattr(cls, "hidden", None))
+        reports = []
         for asset in assets:
             name = f"{filename}_{counter:05}_.{format}"
+            reports.append(f"{name}: " + core_errors(for_print, asset, print_size_mm, size_of, flat_base)[2].describe()
+                           + ("" if format in ("stl", "3mf") else f" at {print_size_mm:g} mm"))
             try:
-                core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis, metadata)
+                core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis, metadata,
+                            print_size_mm, size_of, bool(flat_base))
             except OSError as error:
                 raise NodeInputError(f"cannot write {os.path.join(subfolder, name)} in the output folder: "
                                      f"{error.strerror or error}") from None
@@ -241,7 +259,9 @@ class SyncDreamerSaveMesh(io.ComfyNode):
             from comfy_api.latest import Types
 
             outputs.append(Types.File3D(os.path.join(output_dir, first)))
-        return io.NodeOutput(*outputs, ui={"3d": results})
+        for line in reports:
+            logging.info("SyncDreamer Save Mesh: %s", line)
+        return io.NodeOutput(*outputs, ui={"3d": results, "text": reports})
 
 
 class SyncDreamerTurntable(io.ComfyNode):

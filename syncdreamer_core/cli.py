@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from . import defaults
+from .recon.formats import MESH_FORMATS, SIZE_OF
 
 
 def _int_in(low: int, high: int, name: str):
@@ -180,7 +181,8 @@ def _batch_on_ray(args, items, output: Path):
         candidates=args.candidates, recon=args.recon, resolution=args.resolution, max_faces=args.faces,
         texture=args.texture, turntable=args.turntable, save_latents=args.save_latents, dtype=args.dtype,
         weight_dtype=args.weight_dtype, batch_view_num=args.batch_view_num, device=args.device,
-        num_heads=args.num_heads)
+        num_heads=args.num_heads, formats=tuple(dict.fromkeys(args.format)), print_size_mm=args.size_mm,
+        size_of=args.size_of.replace("-", " "), flat_base=args.flat_base)
     options = EngineOptions(address=args.address, sampler_actors=args.sampler_actors,
                             sampler_threads=args.sampler_threads, recon_cpus=args.recon_cpus,
                             object_store_mb=args.object_store_mb, progress=not args.no_progress)
@@ -325,6 +327,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--turntable", type=_int_in(0, 360, "--turntable"), default=0,
                        help="frames of a turntable WEBP (0: none)")
     batch.add_argument("--save-latents", action="store_true", help="also keep every candidate's latents")
+    batch.add_argument("--format", nargs="+", choices=MESH_FORMATS, default=["glb"], metavar="FORMAT",
+                       help=f"mesh files to write, model.<format> ({', '.join(MESH_FORMATS)}; default glb); stl and "
+                       "3mf are for printing: a closed solid in millimetres")
+    batch.add_argument("--size-mm", type=_float_in(1, 2000, "--size-mm"), default=100.0,
+                       help="STL/3MF: the printed height (or longest side) in millimetres; every record reports the "
+                       "volume and size at it")
+    batch.add_argument("--size-of", choices=[s.replace(" ", "-") for s in SIZE_OF], default="height",
+                       help="what --size-mm measures")
+    batch.add_argument("--flat-base", action="store_true",
+                       help="STL/3MF: cut the object just above its lowest point so it stands flat")
     batch.add_argument("--retry-failed", action="store_true", help="redo only the items that failed before")
     batch.add_argument("--address", default=None, help="join a Ray cluster from one of its nodes: auto, or HEAD_IP:PORT "
                        "(the port of `ray start --head --port`); default: $RAY_ADDRESS, else a local Ray started for "

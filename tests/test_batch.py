@@ -171,8 +171,40 @@ def test_keys_follow_the_input_and_every_setting_that_changes_the_outputs(square
     for change in ({"texture": 512}, {"steps": 3}, {"seed": 1}, {"elevation": "auto"}, {"recon": "quality"}):
         assert item_key(item, settings_for(square_checkpoint, **change), identity) != key, change
     assert item_key(item, settings_for(square_checkpoint, batch_view_num=4), identity) == key
+    for change in ({"formats": ("glb", "stl")}, {"print_size_mm": 80.0}, {"flat_base": True}, {"size_of": "longest side"}):
+        assert item_key(item, settings_for(square_checkpoint, **change), identity) != key, change
+    # print settings at their defaults leave the key as batches made before they existed
+    assert not {"formats", "print_size_mm", "size_of", "flat_base"} & set(settings.for_item(item))
     assert item_key(BatchItem(str(inputs / "mirrored.png")), settings, identity) != key
     assert item_key(BatchItem(str(inputs / "teapot.png"), seed=5), settings, identity) != key
+
+
+def test_the_batch_writes_every_format_asked_for_and_records_what_a_slicer_will_see(
+        local_ray, square_checkpoint, inputs, tmp_path):
+    import trimesh
+
+    from syncdreamer_core.cli import main
+
+    output = tmp_path / "out"
+    code = main(["batch", str(inputs / "teapot.png"), "--ckpt", str(square_checkpoint), "--output", str(output),
+                 "--elevation", "20", "--steps", "1", "--resolution", "48", "--faces", "3000", "--texture", "512",
+                 "--format", "glb", "stl", "3mf", "obj", "--size-mm", "80", "--flat-base", "--no-progress"])
+    assert code == 0
+    (record,) = records(output).values()
+    folder = output / record["key"]
+    assert set(record["outputs"]) >= {"mesh", "mesh_stl", "mesh_3mf", "mesh_obj"}
+    for name in ("model.glb", "model.stl", "model.3mf", "model.obj", "model.mtl", "model.png"):
+        assert (folder / name).stat().st_size > 0, name
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    printed = record["print"]
+    assert printed["watertight"] and printed["faces"] > 0 and printed["volume_ml"] > 0
+    assert printed["size_mm"][1] == pytest.approx(80.0, abs=0.01)
+    stl = trimesh.load(folder / "model.stl", process=True)
+    assert stl.is_volume and stl.extents[2] == pytest.approx(80.0, abs=0.01)  # STL stands z up
+    assert abs(stl.volume) / 1000 == pytest.approx(printed["volume_ml"], rel=1e-3)
+    assert record["settings"]["formats"] == ["glb", "stl", "3mf", "obj"] and record["settings"]["flat_base"]
+    line = json.loads((output / "report.jsonl").read_text().splitlines()[0])
+    assert line["print"]["watertight"] is True
 
 
 def test_inputs_are_files_folders_patterns_and_lists(inputs, tmp_path):

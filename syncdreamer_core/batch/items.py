@@ -218,6 +218,14 @@ class BatchSettings:
     batch_view_num: int = 8
     device: str = "cpu"
     num_heads: int | None = None
+    formats: tuple[str, ...] = ("glb",)
+    print_size_mm: float = 100.0
+    size_of: str = "height"
+    flat_base: bool = False
+
+    #: Settings added after batches were first made: in an item's key only when they differ
+    #: from these defaults, so the folders of earlier batches stay theirs.
+    KEYED_WHEN_SET = {"formats": ["glb"], "print_size_mm": 100.0, "size_of": "height", "flat_base": False}
 
     #: How the work is spread, not what it computes (results agree to float rounding; the
     #: record keeps them). Bit-equal to ``generate`` at the same values and thread count.
@@ -226,6 +234,10 @@ class BatchSettings:
     def for_item(self, item: BatchItem) -> dict:
         """The settings of one item: the list's values where it gives them."""
         values = {k: v for k, v in asdict(self).items() if k not in self.UNKEYED and k != "checkpoint"}
+        values["formats"] = list(values["formats"])
+        for name, default in self.KEYED_WHEN_SET.items():
+            if values[name] == default:
+                del values[name]
         for name in ITEM_COLUMNS:
             if getattr(item, name) is not None:
                 values[name] = getattr(item, name)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -34,7 +36,7 @@ OUTPUT_FILES = {"mesh": "model.glb", "strip": "views.png", "grid": "views-grid.p
 
 
 def row_settings(row: dict) -> dict:
-    return json.loads(row["settings"])
+    return {**BatchSettings.KEYED_WHEN_SET, **json.loads(row["settings"])}
 
 
 def fail(row: dict, stage: str, error: BaseException) -> dict:
@@ -192,6 +194,7 @@ def _write_outputs(row: dict, folder: Path) -> dict:
     from ..outputs import atomic_write
     from ..recon import make_asset, reconstruct_fast, reconstruct_quality
     from ..recon.export import export_asset
+    from ..recon.printing import for_print
     from ..recon.ranking import rank_candidates
 
     settings = row_settings(row)
@@ -225,8 +228,16 @@ def _write_outputs(row: dict, folder: Path) -> dict:
     row["reconstruct_s"] = round(time.perf_counter() - started, 3)
     metadata = {"generator": f"ComfyUI-SyncDreamer {__version__}", "syncdreamer_batch": json.dumps(
         {"input_sha256": row["content_hash"], "settings": settings})}
-    written["mesh"] = atomic_write(folder / OUTPUT_FILES["mesh"],
-                                   lambda target: export_asset(asset, target, "glb", "y", metadata))
+    printing = (float(settings["print_size_mm"]), settings["size_of"], bool(settings["flat_base"]))
+    row["print"] = json.dumps(for_print(asset, *printing)[2].as_dict())
+    for file_format in settings["formats"]:
+        name = "mesh" if file_format == "glb" else f"mesh_{file_format}"
+        target = folder / f"model.{file_format}"
+        if file_format == "obj":
+            written[name] = _write_obj(asset, target)
+        else:
+            written[name] = atomic_write(target, lambda partial, f=file_format: export_asset(
+                asset, partial, f, "y", metadata, *printing))
     if int(settings["turntable"]) > 0:
         from PIL import Image
 
@@ -237,6 +248,21 @@ def _write_outputs(row: dict, folder: Path) -> dict:
         written["turntable"] = atomic_write(folder / OUTPUT_FILES["turntable"], lambda target: images[0].save(
             target, format="WEBP", save_all=True, append_images=images[1:], duration=80, loop=0))
     return {name: path.name for name, path in written.items()}
+
+
+def _write_obj(asset, target: Path) -> Path:
+    """OBJ is three files (.obj, .mtl, texture .png) that name each other: written together in
+    a scratch folder beside them, then moved in, the .obj last."""
+    from ..recon.export import export_asset
+
+    scratch = Path(tempfile.mkdtemp(prefix=".obj.", dir=target.parent))
+    try:
+        files = [Path(f) for f in export_asset(asset, scratch / target.name, "obj")]
+        for file in sorted(files, key=lambda f: f.suffix == ".obj"):
+            os.replace(file, target.parent / file.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
 
 
 def versions() -> dict:
@@ -257,6 +283,7 @@ def _record(row: dict, folder: Path) -> dict:
         "chosen_candidate": row.get("chosen_candidate"), "candidate_scores": json.loads(row.get("scores") or "[]"),
         "times": json.loads(row.get("times") or "{}"), "outputs": json.loads(row.get("outputs") or "{}"),
         "sampled_by": row.get("sampled_by"), "sampled_on": row.get("sampled_on"),
+        "print": json.loads(row.get("print") or "null"),
         "versions": versions(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if failed:
@@ -267,4 +294,4 @@ def _record(row: dict, folder: Path) -> dict:
         (folder / FAILED).unlink()  # an earlier failure of this item, now done
     return {"key": row["key"], "status": record["status"], "line": json.dumps(
         {k: record.get(k) for k in ("key", "status", "input", "message", "stage", "outputs", "times",
-                                    "elevation_used", "chosen_candidate", "sampled_by")}, default=str)}
+                                    "elevation_used", "chosen_candidate", "sampled_by", "print")}, default=str)}

@@ -1,5 +1,5 @@
-"""Writing a ``MeshAsset`` as GLB, OBJ (+ MTL + PNG) or PLY, in the colour space each
-format expects.
+"""Writing a ``MeshAsset`` as GLB, OBJ (+ MTL + PNG), PLY, STL or 3MF, in the colour space
+and units each format expects.
 
 - GLB (written with pygltflib): positions, smooth normals, and either TEXCOORD_0 with an
   embedded PNG baseColorTexture (sRGB, as glTF defines it) or COLOR_0 as float linear
@@ -8,6 +8,8 @@ format expects.
 - OBJ (trimesh): ``.obj`` + ``.mtl`` + ``.png`` texture, or vertex colours appended to
   the vertex lines, sRGB.
 - PLY (trimesh): vertex colours as sRGB bytes; a textured asset is sampled at its vertices.
+- STL (binary) and 3MF (unit millimetre, per-vertex colour group): the welded solid at a
+  print size (``printing.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .asset import MeshAsset
-from .formats import MESH_FORMATS
+from .formats import MESH_FORMATS, PRINT_FORMATS
 
 
 class ExportError(ValueError):
@@ -27,9 +29,12 @@ class ExportError(ValueError):
 
 
 def export_asset(asset: MeshAsset, path: str | os.PathLike, file_format: str | None = None,
-                 up_axis: str = "y", metadata: dict | None = None) -> list[str]:
+                 up_axis: str = "y", metadata: dict | None = None, print_size_mm: float = 100.0,
+                 size_of: str = "height", flat_base: bool = False) -> list[str]:
     """Write ``asset`` (SyncDreamer's z-up frame) to ``path``; returns the files written.
-    ``up_axis`` "y" turns it to the convention of glTF and most viewers, "z" keeps SyncDreamer's."""
+    ``up_axis`` "y" turns it to the convention of glTF and most viewers, "z" keeps SyncDreamer's.
+    STL and 3MF are for printing: the solid at ``print_size_mm`` (its height or longest side,
+    ``size_of``), standing on the build plate (z up), optionally on a flat base."""
     path = Path(path)
     file_format = (file_format or path.suffix.lstrip(".")).lower()
     if file_format not in MESH_FORMATS:
@@ -37,8 +42,17 @@ def export_asset(asset: MeshAsset, path: str | os.PathLike, file_format: str | N
     if up_axis not in ("y", "z"):
         raise ExportError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
     asset.check()
-    oriented = asset.to_y_up() if up_axis == "y" else asset
     path.parent.mkdir(parents=True, exist_ok=True)
+    if file_format in PRINT_FORMATS:
+        from .printing import for_print, write_3mf, write_stl
+
+        solid, colors, _ = for_print(asset, print_size_mm, size_of, flat_base)
+        if file_format == "stl":
+            write_stl(solid, path)
+        else:
+            write_3mf(solid, colors if (asset.textured or asset.vertex_colors is not None) else None, path)
+        return [str(path)]
+    oriented = asset.to_y_up() if up_axis == "y" else asset
     if file_format == "glb":
         write_glb(oriented, path, metadata)
         return [str(path)]

@@ -37,15 +37,65 @@ def clean_mesh(mesh: trimesh.Trimesh, smooth_iterations: int = 10, min_component
     return decimate(mesh, max_faces) if max_faces else mesh
 
 
+#: How far decimation may move the enclosed volume.
+MAX_VOLUME_CHANGE = 0.02
+#: A separate piece with less than this share of the largest piece's volume (or none: an open
+#: sliver) is debris, not a part of the object.
+DEBRIS_SHARE = 1e-3
+#: Face budgets tried, as shares of the one asked for, when decimation breaks the surface.
+BUDGET_SHARES = (1.0, 0.995, 0.99, 0.98, 0.97, 0.95, 0.9)
+
+
+def is_solid(mesh: trimesh.Trimesh) -> bool:
+    """Closed, consistently and outward wound, every edge shared by exactly two faces, no
+    degenerate face: what a slicer, a boolean or a physics collider needs."""
+    return bool(len(mesh.faces)) and mesh.is_watertight and mesh.is_winding_consistent and mesh.is_volume \
+        and bool(mesh.nondegenerate_faces().all())
+
+
+def make_solid(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """The mesh with coincident vertices merged, degenerate and repeated faces removed,
+    debris dropped (open slivers, specks) and every body wound outward."""
+    mesh = mesh.copy()
+    mesh.merge_vertices()
+    mesh.update_faces(mesh.nondegenerate_faces())
+    mesh.update_faces(mesh.unique_faces())
+    mesh.remove_unreferenced_vertices()
+    parts = mesh.split(only_watertight=False)
+    if len(parts) > 1:
+        volumes = [abs(p.volume) if p.is_watertight else 0.0 for p in parts]
+        kept = [p for p, v in zip(parts, volumes, strict=True) if v > DEBRIS_SHARE * max(volumes)]
+        mesh = trimesh.util.concatenate(kept or parts)
+    trimesh.repair.fix_normals(mesh, multibody=True)
+    return mesh
+
+
 def decimate(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
-    """Quadric edge-collapse decimation (fast-simplification) to at most ``max_faces``."""
+    """Quadric edge-collapse decimation (fast-simplification) to at most ``max_faces``,
+    keeping a closed mesh closed: an edge collapse now and then pinches two sheets into
+    one edge or leaves a sliver, so the result is checked (closed 2-manifold, the same
+    bodies, the volume within 2 %) and, when broken, redone a few faces lower."""
     max_faces = check_face_budget(max_faces, "the face budget")
     if max_faces is None or len(mesh.faces) <= max_faces:
         return mesh
-    simplified = mesh.simplify_quadric_decimation(face_count=int(max_faces))
-    if len(simplified.faces) == 0:
-        raise MeshToolError(f"decimating to {max_faces} faces left nothing; raise the face budget")
-    return simplified
+    solid = is_solid(mesh)
+    bodies = len(mesh.split(only_watertight=False)) if solid else 0
+    best = None
+    for share in BUDGET_SHARES:
+        target = max(MIN_FACES, int(max_faces * share))
+        simplified = mesh.simplify_quadric_decimation(face_count=target)
+        if len(simplified.faces) == 0:
+            raise MeshToolError(f"decimating to {max_faces} faces left nothing; raise the face budget")
+        if not solid:
+            return simplified
+        simplified = make_solid(simplified)
+        if is_solid(simplified) and len(simplified.split(only_watertight=False)) == bodies:
+            if abs(simplified.volume / mesh.volume - 1) <= MAX_VOLUME_CHANGE:
+                return simplified
+            best = best or simplified
+    if best is not None:
+        return best  # closed, but the budget is too small to keep the volume: the user's choice
+    raise MeshToolError(f"decimating to {max_faces} faces did not leave a closed mesh; raise the face budget")
 
 
 def keep_largest_component(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

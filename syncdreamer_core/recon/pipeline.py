@@ -16,7 +16,15 @@ from .asset import MeshAsset, from_trimesh
 from .carving import POINT_CHUNK, visual_hull
 from .coloring import paint, vertex_colors
 from .fields import DEFAULT_BOUND, VolumeGrid, field_to_mesh, resample_grid
-from .mesh_tools import check_face_budget, clean_mesh, close_holes, decimate, keep_largest_component
+from .mesh_tools import (
+    check_face_budget,
+    clean_mesh,
+    close_holes,
+    decimate,
+    is_solid,
+    keep_largest_component,
+    make_solid,
+)
 from .neus import RefineSettings, refine_sdf
 from .views import ViewSet, prepare_views
 
@@ -140,6 +148,8 @@ def make_asset(result: ReconstructionResult, texture_size: int | None = 1024, ma
         mesh = close_holes(keep_largest_component(mesh))
     if max_faces:
         mesh = decimate(mesh, max_faces)
+    if not is_solid(mesh):
+        mesh = make_solid(mesh)  # debris and open slivers out, every body wound outward
     if texture_size is None:
         tick = Ticker(len(cameras), callback)
         asset = from_trimesh(paint(mesh, vertex_colors(mesh, result.views.colors, result.views.masks, cameras, tick)))

@@ -52,6 +52,23 @@ def test_save_mesh_offers_the_hosts_3d_file_where_it_has_one(comfy):
     assert_success(entry)
 
 
+@pytest.mark.parametrize("file_format", ["stl", "3mf"])
+def test_save_mesh_writes_a_printable_solid_at_the_size_asked_for(comfy, file_format):
+    import trimesh
+
+    entry = run(comfy, mesh_graph({"format": file_format, "print_size_mm": 60.0, "size_of": "height",
+                                   "flat_base": True, "filename_prefix": f"mesh/print_{file_format}"}))
+    assert_success(entry)
+    saved = entry["outputs"]["4"]["3d"][0]
+    assert saved["filename"].endswith(f".{file_format}")
+    path = comfy.base / "output" / saved["subfolder"] / saved["filename"]
+    mesh = trimesh.load(str(path), force="mesh")
+    mesh.merge_vertices()
+    assert mesh.is_volume and mesh.extents[2] == pytest.approx(60.0, abs=0.05)
+    (report,) = entry["outputs"]["4"]["text"]
+    assert "closed 2-manifold, 1 body" in report and "x 60.0 x" in report, report
+
+
 def test_core_mesh_nodes_take_the_packs_mesh(comfy):
     graph = mesh_graph()
     graph["6"] = {"class_type": "SaveGLB", "inputs": {"mesh": ["3", 0], "filename_prefix": "mesh/core"}}
