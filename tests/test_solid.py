@@ -6,15 +6,11 @@ vertex colours, in every format; STL and 3MF at the size asked for, in millimetr
 
 from __future__ import annotations
 
-import io
-import xml.etree.ElementTree as ET
-import zipfile
-
 import numpy as np
 import pytest
 import torch
 import trimesh
-from helpers import ROOT, fast_tiny_config
+from helpers import ROOT, fast_tiny_config, read_3mf
 
 from syncdreamer_core.files import EXAMPLES, load_views
 from syncdreamer_core.recon import make_asset, reconstruct_fast
@@ -119,20 +115,6 @@ def test_every_print_format_holds_a_closed_solid_at_the_size_asked_for(reconstru
         assert is_solid(mesh), (name, file_format, texture)
         # millimetres, standing on the build plate (z up)
         assert mesh.extents[2] == pytest.approx(80.0, abs=0.01) and mesh.bounds[0, 2] == pytest.approx(0, abs=1e-3)
-
-
-def read_3mf(path) -> trimesh.Trimesh:
-    """A 3MF read with the standard library: its unit, vertices, triangles and colours."""
-    with zipfile.ZipFile(path) as archive:
-        assert {"[Content_Types].xml", "_rels/.rels", "3D/3dmodel.model"} <= set(archive.namelist())
-        root = ET.parse(io.BytesIO(archive.read("3D/3dmodel.model"))).getroot()
-    core = "{http://schemas.microsoft.com/3dmanufacturing/core/2015/02}"
-    assert root.get("unit") == "millimeter"
-    vertices = np.array([[float(v.get(a)) for a in "xyz"] for v in root.iter(core + "vertex")])
-    faces = np.array([[int(t.get(k)) for k in ("v1", "v2", "v3")] for t in root.iter(core + "triangle")])
-    colours = list(root.iter("{http://schemas.microsoft.com/3dmanufacturing/material/2015/02}color"))
-    assert len(colours) == len(vertices)  # one colour per vertex, referenced by every triangle
-    return trimesh.Trimesh(vertices, faces, process=False)
 
 
 def test_quality_reconstruction_exports_a_closed_solid(tmp_path):
