@@ -192,6 +192,27 @@ def _batch_on_ray(args, items, output: Path):
         return stopped.args[0]
 
 
+def cmd_download(args) -> int:
+    from .weights.checkpoint import convert_checkpoint, default_conversion_path
+    from .weights.download import OFFICIAL, DownloadError, download_checkpoint, hub_endpoint
+
+    print(f"{OFFICIAL.filename} ({OFFICIAL.size / 1e9:.2f} GB) from {hub_endpoint(args.endpoint)}", file=sys.stderr)
+    try:
+        path = download_checkpoint(args.to, args.endpoint, progress=not args.no_progress)
+    except DownloadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    print(f"checked: {path} is the official checkpoint ({path.stat().st_size:,} bytes, SHA-256 as published)")
+    if args.safetensors:
+        converted = default_conversion_path(path, "fp16")
+        if converted.exists():
+            print(f"{converted} exists already")
+        else:
+            info = convert_checkpoint(path, converted, "fp16")
+            print(f"wrote {converted} ({info['bytes'] / 1e9:.2f} GB, fp16); {path.name} may be deleted")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from .weights.checkpoint import convert_checkpoint, default_conversion_path
 
@@ -361,6 +382,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampling_options(batch)
     add_model_options(batch)
     batch.set_defaults(func=cmd_batch)
+
+    down = command("download", "download the official checkpoint (5.57 GB) with resume, and check it")
+    down.add_argument("--to", default=None, help="folder to put it in; default: ComfyUI's models/syncdreamer when the "
+                      "pack sits in ComfyUI's custom_nodes, else ./models/syncdreamer")
+    down.add_argument("--safetensors", action="store_true",
+                      help="also convert it to an fp16 .safetensors beside it (2.7 GB; loads faster, no pickle)")
+    down.add_argument("--endpoint", default=None, help="a Hugging Face mirror; default: $HF_ENDPOINT, else "
+                      "https://huggingface.co")
+    down.add_argument("--no-progress", action="store_true", help="no progress bar")
+    down.set_defaults(func=cmd_download)
 
     conv = command("convert", "convert a checkpoint to .safetensors (fp16 by default)")
     conv.add_argument("checkpoint", help="the .ckpt (or .safetensors) to convert; it is never overwritten")

@@ -48,13 +48,15 @@ SIGNATURE_KEYS = (
     "cc_projection.weight",
 )
 OFFICIAL_FILENAME = "syncdreamer-pretrain.ckpt"
-OFFICIAL_URL = "https://drive.google.com/file/d/1ypyD5WXxAnsWjnHgAfOAGolV0Zd9kpam"
+#: The official file as mirrored on Hugging Face (the release links the same bytes on Google Drive).
+OFFICIAL_URL = "https://huggingface.co/camenduru/SyncDreamer/resolve/main/syncdreamer-pretrain.ckpt"
 OFFICIAL_SOURCE = (
-    f"{OFFICIAL_FILENAME} (linked from https://github.com/liuyuan-pal/SyncDreamer#preparation-for-inference: "
-    f"{OFFICIAL_URL})"
+    f"{OFFICIAL_FILENAME} (`python -m syncdreamer_core download`, or {OFFICIAL_URL}; linked from "
+    "https://github.com/liuyuan-pal/SyncDreamer#preparation-for-inference)"
 )
-#: Size of the official file, to tell a user whether a download finished.
-OFFICIAL_SIZE_GB = 5.3
+#: Size of the official file in bytes, to tell a finished download from one that stopped.
+OFFICIAL_SIZE = 5_570_034_171
+OFFICIAL_SIZE_GB = 5.6
 CONFIG_METADATA_KEY = "syncdreamer_config"
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -147,6 +149,7 @@ def read_state_dict(path: str | os.PathLike, shapes_only: bool = False
         raise CheckpointError(
             f"{_describe(path)} is neither a safetensors file nor a PyTorch checkpoint (its first bytes are "
             f"{path.open('rb').read(8)!r}). {_redownload(path)}")
+    check_official_size(path)
     try:
         data = torch_load(path, kind, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -169,6 +172,38 @@ def read_state_dict(path: str | os.PathLike, shapes_only: bool = False
     if shapes_only:
         state_dict = {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in state_dict.items()}
     return state_dict, {}
+
+
+def check_official_size(path: Path) -> None:
+    """A pickle under the official name must have the official size: a shorter one is a
+    download that stopped (resumable), any other is another file under that name."""
+    if path.name != OFFICIAL_FILENAME:
+        return
+    size = path.stat().st_size
+    if size < OFFICIAL_SIZE:
+        raise CheckpointError(
+            f"{path} is truncated: {size:,} of the official {OFFICIAL_SIZE:,} bytes. The download stopped early; "
+            "`python -m syncdreamer_core download` resumes it (or download it again).")
+    if size != OFFICIAL_SIZE:
+        raise CheckpointError(
+            f"{path} is {size:,} bytes, the official {OFFICIAL_FILENAME} {OFFICIAL_SIZE:,}: this is another file "
+            "under the official name. Give it another name, or replace it with the official file "
+            "(`python -m syncdreamer_core download`).")
+
+
+def check_official_layout(path, config: SyncDreamerConfig) -> None:
+    """The official file's network is the released one; anything else under its name is a
+    different model (the official name, or its conversion's)."""
+    if Path(str(path)).stem != Path(OFFICIAL_FILENAME).stem:
+        return
+    released = SyncDreamerConfig()
+    differences = [f"{field} {getattr(config, field)} (released: {getattr(released, field)})"
+                   for field in ("model_channels", "channel_mult", "num_res_blocks", "attention_resolutions",
+                                 "context_dim", "spatial_volume_dims", "frustum_volume_dims", "view_count")
+                   if getattr(config, field) != getattr(released, field)]
+    if differences:
+        raise CheckpointError(f"{path} is a different model under the official name: {'; '.join(differences)}. "
+                              "Replace it with the official file (`python -m syncdreamer_core download`).")
 
 
 def _zip_names(path: Path) -> list[str]:
@@ -520,6 +555,7 @@ def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu"
     if num_heads is None and CONFIG_METADATA_KEY in metadata:
         num_heads = stored_num_heads(metadata[CONFIG_METADATA_KEY], name)
     config = infer_config(parts.network, num_heads)
+    check_official_layout(name, config)
     check_finite({**parts.network, **{VAE_PREFIX + k: v for k, v in parts.vae.items()},
                   **{CLIP_VISUAL_PREFIX + k: v for k, v in parts.clip_visual.items()}}, name)
     if with_vae and not parts.vae:
@@ -555,6 +591,7 @@ def inspect_checkpoint(path: str | os.PathLike, num_heads: int | None = None, wi
     if num_heads is None and CONFIG_METADATA_KEY in metadata:
         num_heads = stored_num_heads(metadata[CONFIG_METADATA_KEY], name)
     config = infer_config(parts.network, num_heads)
+    check_official_layout(name, config)
     with torch.device("meta"):
         expected = {k: v.shape for k, v in SyncDreamer(config).state_dict().items()}
     problem = key_mismatch(expected, parts.network, may_be_missing=NETWORK_BUFFERS)
@@ -615,6 +652,7 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype="fp
     if parts.unknown:
         raise CheckpointError(f"{src} has keys that belong to no SyncDreamer component: {parts.unknown[:6]}")
     config = infer_config(parts.network, num_heads)
+    check_official_layout(src, config)
     check_finite(state_dict, str(src))
     out = {}
     for key, value in state_dict.items():
