@@ -62,8 +62,10 @@ except ImportError:  # imported outside ComfyUI (tools, test collection): there 
     comfy_entrypoint = None
 else:
     from .nodes import comfy_entrypoint
+    from .nodes.checkpoint_download import install_routes
     from .nodes.templates import install_template_filter
 
+    install_routes()
     install_template_filter(os.path.basename(_HERE), os.path.join(_HERE, "example_workflows"))
 
 __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .common import name_errors
 from .elevation import SyncDreamerElevation, SyncDreamerEstimateElevation
 from .loader import SyncDreamerCheckpointLoader
 from .mesh import SyncDreamerRankCandidates, SyncDreamerReconstruct, SyncDreamerSaveMesh, SyncDreamerTurntable
@@ -31,6 +32,10 @@ NODES: list[type[io.ComfyNode]] = [
     SyncDreamerSaveMesh,
     SyncDreamerTurntable,
 ]
+
+
+for _node in NODES:
+    name_errors(_node)
 
 
 class SyncDreamerExtension(ComfyExtension):

@@ -5,6 +5,7 @@ with Cancel."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -90,6 +91,26 @@ def one_of(value, name: str, options) -> str:
         shown = ", ".join(map(str, options[:8])) + (", ..." if len(options) > 8 else "")
         raise NodeInputError(f"{name} must be one of {shown}; got {value!r}")
     return value
+
+
+def name_errors(node: type[io.ComfyNode]) -> type[io.ComfyNode]:
+    """Every input error of ``node`` starts with its display name: ComfyUI 0.3.x titles the
+    error dialog with the node's class id, and a message in a long queue should say which
+    node it is about."""
+    execute = node.__dict__["execute"].__func__
+
+    @functools.wraps(execute)
+    def named(cls, *args, **kwargs):
+        try:
+            return execute(cls, *args, **kwargs)
+        except NodeInputError as error:
+            display = cls.define_schema().display_name or cls.__name__
+            if str(error).startswith(f"{display}: "):
+                raise
+            raise NodeInputError(f"{display}: {error}") from None
+
+    node.execute = classmethod(named)
+    return node
 
 
 def core_errors(function: Callable, *args, **kwargs):

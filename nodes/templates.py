@@ -1,5 +1,6 @@
 """The template browser offers a workflow of the pack only on hosts that have every node
-it uses (e.g. Photo to 3D needs ComfyUI's background removal, which 0.3.x lacks).
+it uses (e.g. Photo to 3D needs ComfyUI's background removal, which 0.3.x lacks), and
+lists them simplest first.
 
 ComfyUI lists a pack's templates by globbing its ``example_workflows`` folder; a small
 middleware on that listing drops the ones this host cannot run.
@@ -16,6 +17,16 @@ import sys
 #: Node types that exist only in the frontend.
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 LISTING_PATHS = ("/workflow_templates", "/api/workflow_templates")
+#: The order the template browser shows the pack's cards in (the host lists files as its
+#: filesystem returns them): the simplest first.
+TEMPLATE_ORDER = (
+    "SyncDreamer - Image to 3D",
+    "SyncDreamer - Text to 3D",
+    "SyncDreamer - Sketch to 3D",
+    "SyncDreamer - Best of 4 candidates",
+    "SyncDreamer - Elevation refinement",
+    "SyncDreamer - Photo to 3D",
+)
 
 
 @functools.cache
@@ -42,6 +53,15 @@ def filter_listing(listing: dict, pack: str, hidden: list[str]) -> dict:
     return listing
 
 
+def order_listing(listing: dict, pack: str) -> dict:
+    """The pack's templates in TEMPLATE_ORDER (any others after them, as listed)."""
+    if pack not in listing:
+        return listing
+    rank = {title: k for k, title in enumerate(TEMPLATE_ORDER)}
+    names = list(listing[pack])
+    return {**listing, pack: sorted(names, key=lambda name: (rank.get(name, len(rank)), names.index(name)))}
+
+
 def install_template_filter(pack: str, folder: str) -> None:
     """Hide this host's unrunnable templates of ``pack`` from the template browser."""
     # The running server imports its module before it loads custom nodes; importing it here
@@ -64,7 +84,7 @@ def install_template_filter(pack: str, folder: str) -> None:
             return response
         try:
             hidden = templates_needing_absent_nodes(folder, set(host_nodes.NODE_CLASS_MAPPINGS))
-            return web.json_response(filter_listing(json.loads(response.body), pack, hidden))
+            return web.json_response(order_listing(filter_listing(json.loads(response.body), pack, hidden), pack))
         except Exception:  # noqa: BLE001 - never break the host's listing
             logging.exception("SyncDreamer: could not filter the template listing")
             return response

@@ -33,7 +33,7 @@ from workflow_tools import (  # noqa: E402
 
 OUT = ROOT / "example_workflows"
 CKPT = "syncdreamer-pretrain.ckpt"
-CKPT_URL = "https://drive.google.com/file/d/1ypyD5WXxAnsWjnHgAfOAGolV0Zd9kpam"
+CKPT_URL = f"https://huggingface.co/camenduru/SyncDreamer/resolve/main/{CKPT}"
 SD15 = "v1-5-pruned-emaonly-fp16.safetensors"
 SD15_URL = f"https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/{SD15}"
 BIREFNET = "birefnet.safetensors"
@@ -41,16 +41,15 @@ BIREFNET_URL = f"https://huggingface.co/Comfy-Org/BiRefNet/resolve/main/backgrou
 TEAPOT = "syncdreamer_teapot.png"
 SKETCH = "syncdreamer_sketch_mug.png"
 
-MODELS_NOTE = (
-    f"\n**Model:** `{CKPT}` (5.3 GB, the official checkpoint, linked from github.com/liuyuan-pal/SyncDreamer: "
-    f"[Google Drive]({CKPT_URL})) goes in `ComfyUI/models/syncdreamer/`; then press R. It carries its own VAE "
-    "and CLIP image encoder.\n"
-)
-SD_NOTE = f"\n**Stable Diffusion 1.5:** `{SD15}` in `ComfyUI/models/checkpoints/` (offered for download).\n"
-MESH_NOTE = (
-    "\n**3D result:** Save 3D Model writes the textured GLB (ComfyUI 0.27+); SyncDreamer Save Mesh writes "
-    "GLB/OBJ/PLY on any version and feeds Preview 3D.\n"
-)
+# The start note is set in level-2 headings: the frontends draw a note's body text at 10 px
+# (7 px on screen at the zoom a template opens at), its headings at 15 px, above the 14 px of
+# node titles.
+MODELS_NOTE = "## No checkpoint yet? Press Download checkpoint on Load SyncDreamer Checkpoint."
+SD_NOTE = "## Stable Diffusion 1.5 is offered for download when missing."
+
+
+def start_note(*paragraphs: str) -> str:
+    return "\n\n".join(p if p.startswith("## ") else f"## {p}" for p in paragraphs)
 
 
 def sampler_widgets(batch_size: int = 1) -> dict:
@@ -71,9 +70,8 @@ class Chain:
         self.prepare = Node(next(i), "SyncDreamerPrepareImage", {"crop_size": crop_size,
                                                                  "mask_is_background": mask_is_background})
         self.elevation = Node(next(i), "SyncDreamerElevation", {"degrees": elevation})
-        # No download entry: the frontend only downloads from Hugging Face or Civitai, the
-        # checkpoint is on Google Drive; the note names the file, its folder and its source.
-        self.loader = Node(next(i), "SyncDreamerCheckpointLoader", {"ckpt_name": CKPT, "dtype": "auto"})
+        self.loader = Node(next(i), "SyncDreamerCheckpointLoader", {"ckpt_name": CKPT, "dtype": "auto"},
+                           models=[{"name": CKPT, "url": CKPT_URL, "directory": "syncdreamer"}])
         self.sampler = Node(next(i), "SyncDreamerSampler", sampler_widgets(batch_size), title=sampler_title)
         self.decode = Node(next(i), "VAEDecode")
         self.grid = Node(next(i), "SyncDreamerComposeViews", {"layout": "grid"}, title="Views as 4x4 grid")
@@ -81,7 +79,6 @@ class Chain:
         self.strip = Node(next(i), "SyncDreamerComposeViews", {"layout": "strip"}, title="Views as 1x16 strip")
         self.save_views = Node(next(i), "SaveImage", {"filename_prefix": "syncdreamer/views"}, title="Save views (strip)")
         self.recon = Node(next(i), "SyncDreamerReconstruct", dict(RECON_WIDGETS))
-        self.save_glb = Node(next(i), "SaveGLB", {"filename_prefix": "syncdreamer/mesh"}, title="Save 3D Model (textured GLB)")
         self.save_mesh = Node(next(i), "SyncDreamerSaveMesh", {"filename_prefix": "syncdreamer/mesh", "format": "glb",
                                                                "up_axis": "y"})
         self.preview3d = Node(next(i), "Preview3D")
@@ -109,15 +106,15 @@ class Chain:
             links.append((*mask_src, self.prepare.id, "mask"))
         return links
 
-    def mesh_links(self, views_src) -> list:
-        return [
+    def mesh_links(self, views_src, turntable: bool = True) -> list:
+        links = [
             (*views_src, self.recon.id, "views"),
-            (self.recon.id, 0, self.save_glb.id, "mesh"),
             (self.recon.id, 0, self.save_mesh.id, "mesh"),
             (self.save_mesh.id, 0, self.preview3d.id, "model_file"),
-            (self.recon.id, 0, self.turntable.id, "mesh"),
-            (self.turntable.id, 0, self.webp.id, "images"),
         ]
+        if turntable:
+            links += [(self.recon.id, 0, self.turntable.id, "mesh"), (self.turntable.id, 0, self.webp.id, "images")]
+        return links
 
     def input_group(self, intro: Node, sources: list[Node], title: str = "1. Input") -> Group:
         """The start: the note, the input and its preparation."""
@@ -128,9 +125,12 @@ class Chain:
         return Group(title, [[*first, self.loader], [self.sampler], [self.decode, self.grid, self.strip],
                              [self.preview, self.save_views]], color="#8A8")
 
-    def mesh_group(self, title: str = "3. Textured mesh") -> Group:
-        return Group(title, [[self.recon, self.save_mesh], [self.save_glb], [self.preview3d], [self.turntable, self.webp]],
-                     color="#a1309b")
+    def mesh_group(self, title: str = "3. Textured mesh", turntable: bool = True) -> Group:
+        """With the turntable, or (in the larger workflows, to keep them readable at the zoom they
+        open at) the mesh, its file and its viewer side by side."""
+        columns = ([[self.recon, self.save_mesh], [self.preview3d], [self.turntable, self.webp]] if turntable
+                   else [[self.recon], [self.save_mesh], [self.preview3d]])
+        return Group(title, columns, color="#a1309b")
 
 
 def note(node_id: int, title: str, text: str, height: int = 300) -> Node:
@@ -140,11 +140,9 @@ def note(node_id: int, title: str, text: str, height: int = 300) -> Node:
 def image_to_3d() -> Graph:
     load = Node(1, "LoadImage", {"image": TEAPOT})
     chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=True)
-    intro = note(90, "Image to 3D: start here", (
-        "Load an image of one object (RGBA, or a photo on plain white, e.g. a JPEG) and press **Run**.\n\n"
-        "- **elevation**: how far above the object you looked from, in degrees ([-10, 40]; this teapot: 0).\n"
-        "- **crop_size**: the object's size in the 256x256 input (200; 150-180 for wide objects).\n"
-        + MODELS_NOTE + MESH_NOTE))
+    intro = note(90, "Image to 3D: start here", start_note(
+        "Load one object (transparent PNG, or on plain white) and press Run.",
+        "elevation: how far above the object you looked, in degrees (this teapot: 0).", MODELS_NOTE))
     groups = [chain.input_group(intro, [load]), chain.generate_group(), chain.mesh_group()]
     links = chain.sampling_links((1, 0), (1, 1)) + chain.mesh_links((chain.decode.id, 0))
     return Graph(groups, links)
@@ -156,11 +154,9 @@ def image_to_3d_background_removal() -> Graph:
                    models=[{"name": BIREFNET, "url": BIREFNET_URL, "directory": "background_removal"}])
     remove = Node(3, "RemoveBackground")
     chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=False)
-    intro = note(90, "Photo to 3D: start here", (
-        "For photos on any background: ComfyUI's **Remove Background** (BiRefNet) finds the object; its mask "
-        "(1 = object: `mask_is_background` off) goes to Prepare Image. Press **Run**.\n\n"
-        f"**BiRefNet:** `{BIREFNET}` in `ComfyUI/models/background_removal/` (offered for download).\n"
-        + MODELS_NOTE + MESH_NOTE))
+    intro = note(90, "Photo to 3D: start here", start_note(
+        "A photo on any background: Remove Background finds the object. Press Run.",
+        "BiRefNet is offered for download when missing.", MODELS_NOTE))
     groups = [chain.input_group(intro, [load, remover, remove], "1. Input and background removal"),
               chain.generate_group(), chain.mesh_group()]
     links = [(2, 0, 3, "bg_removal_model"), (1, 0, 3, "image")]
@@ -201,10 +197,9 @@ def text_to_3d() -> Graph:
                            "lighting", "cropped, cut off, shadow, ground, multiple objects, text, busy background, "
                            "dark background", img2img=False)
     chain = Chain(20, elevation=10.0, crop_size=200, mask_is_background=False)
-    intro = note(90, "Text to 3D: start here", (
-        "Stable Diffusion 1.5 draws the object on white, White Background Mask finds it, SyncDreamer lifts it to "
-        "3D. Edit the prompt and press **Run**. SD draws objects seen slightly from above: elevation 10-20.\n"
-        + SD_NOTE + MODELS_NOTE + MESH_NOTE))
+    intro = note(90, "Text to 3D: start here", start_note(
+        "Edit the prompt and press Run: Stable Diffusion draws the object, SyncDreamer lifts it to 3D.",
+        SD_NOTE, MODELS_NOTE))
     groups = [Group("1. Stable Diffusion draws the object", [[intro], [n["ckpt"], n["latent"]],
                                                               [n["prompt"], n["negative"]],
                                                               [n["ksampler"], n["decode"], n["mask"]], [n["show"]]],
@@ -220,16 +215,16 @@ def sketch_to_3d() -> Graph:
                         "sketch, lines, flat, drawing, shadow, dark background", img2img=True)
     links += [(1, 0, n["latent"].id, "pixels"), (n["ckpt"].id, 2, n["latent"].id, "vae")]
     chain = Chain(20, elevation=10.0, crop_size=200, mask_is_background=False)
-    intro = note(90, "Sketch to 3D: start here", (
-        "Stable Diffusion img2img turns a sketch into a rendered object (`denoise` 0.5-0.7 keeps the shape), then "
-        "SyncDreamer lifts it to 3D. Press **Run**. For tighter shapes add a ControlNet scribble before the "
-        "KSampler.\n" + SD_NOTE + MODELS_NOTE + MESH_NOTE))
+    intro = note(90, "Sketch to 3D: start here", start_note(
+        "Load a sketch and press Run: Stable Diffusion renders it (denoise 0.5-0.7 keeps the shape), SyncDreamer "
+        "lifts it to 3D.", SD_NOTE, MODELS_NOTE))
     groups = [Group("1. Stable Diffusion cleans the sketch", [[intro], [load], [n["ckpt"], n["latent"]],
                                                                [n["prompt"], n["negative"]],
                                                                [n["ksampler"], n["decode"], n["mask"]], [n["show"]]],
                     color="#444"),
-              chain.generate_group(prepare=True), chain.mesh_group()]
-    links += chain.sampling_links((n["decode"].id, 0), (n["mask"].id, 0)) + chain.mesh_links((chain.decode.id, 0))
+              chain.generate_group(prepare=True), chain.mesh_group(turntable=False)]
+    links += (chain.sampling_links((n["decode"].id, 0), (n["mask"].id, 0))
+              + chain.mesh_links((chain.decode.id, 0), turntable=False))
     return Graph(groups, links)
 
 
@@ -239,10 +234,8 @@ def candidates() -> Graph:
     rank = Node(40, "SyncDreamerRankCandidates")
     ranked = Node(41, "SyncDreamerComposeViews", {"layout": "grid"}, title="Ranked candidates (best first)")
     show_ranked = Node(42, "PreviewImage", title="All candidates, best first")
-    intro = note(90, "Best of 4: start here", (
-        "Four candidates at once (`batch_size` 4); **Rank Candidates** scores how consistent each set of 16 views "
-        "is and the best is meshed. Candidate k is the single run with seed + k. Press **Run**.\n"
-        + MODELS_NOTE + MESH_NOTE))
+    intro = note(90, "Best of 4: start here", start_note(
+        "Press Run: four candidates at once, the most consistent one is meshed.", MODELS_NOTE))
     groups = [chain.input_group(intro, [load]), chain.generate_group(),
               Group("2b. Pick the most consistent candidate", [[rank, ranked], [show_ranked]], color="#b06634"),
               chain.mesh_group()]
@@ -260,14 +253,13 @@ def elevation_refinement() -> Graph:
     overlay = Node(41, "PreviewImage", title="Best-matching silhouette")
     second = Chain(50, elevation=0.0, crop_size=180, mask_is_background=True,
                    sampler_title="Sampler: estimated elevation")
-    intro = note(90, "Elevation refinement: start here", (
-        "Unsure of the elevation? Generate with a guess; **Estimate Elevation** compares the views' silhouettes with "
-        "the input, and the second sampler uses its estimate (`min_confidence` keeps the guess when unsure). "
-        "Press **Run**.\n" + MODELS_NOTE + MESH_NOTE))
+    intro = note(90, "Elevation refinement: start here", start_note(
+        "Unsure of the elevation? Press Run: a first guess, an estimate from its views, then the views again.",
+        MODELS_NOTE))
     groups = [first.input_group(intro, [load]), first.generate_group("2. First guess"),
               Group("3. Estimate the elevation", [[estimate, overlay]], color="#b06634"),
               Group("4. Generate again", [[second.sampler], [second.decode, second.grid], [second.preview]], color="#8A8"),
-              second.mesh_group("5. Textured mesh")]
+              second.mesh_group("5. Textured mesh", turntable=False)]
     links = first.sampling_links((1, 0), (1, 1)) + [
         (first.prepare.id, 0, estimate.id, "image"), (first.prepare.id, 1, estimate.id, "object_mask"),
         (first.decode.id, 0, estimate.id, "views"), (first.elevation.id, 0, estimate.id, "first_guess"),
@@ -276,7 +268,7 @@ def elevation_refinement() -> Graph:
         (first.prepare.id, 0, second.sampler.id, "image"), (estimate.id, 0, second.sampler.id, "elevation"),
         (second.sampler.id, 0, second.decode.id, "samples"), (first.loader.id, 1, second.decode.id, "vae"),
         (second.decode.id, 0, second.grid.id, "views"), (second.grid.id, 0, second.preview.id, "images"),
-    ] + second.mesh_links((second.decode.id, 0))
+    ] + second.mesh_links((second.decode.id, 0), turntable=False)
     return Graph(groups, links)
 
 

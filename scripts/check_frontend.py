@@ -35,15 +35,107 @@ READ_GRAPH = """() => {
 }"""
 
 
+#: What the issue of readability asks, measured on the canvas as drawn: the start note's text
+#: size against the node titles', titles the frontend cuts, the "SyncDreamer" badges and the
+#: wires over group titles, and notifications over groups.
+MEASURE = """() => {
+  const LG = window.LiteGraph, canvas = app.canvas, ds = canvas.ds, graph = canvas.graph;
+  const scale = ds.scale, titleHeight = LG.NODE_TITLE_HEIGHT || 30;
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = (LG.NODE_TEXT_SIZE || 14) + 'px ' + (LG.NODE_FONT || 'Arial');
+  const cut = graph._nodes.filter(n => !['MarkdownNote', 'Note'].includes(n.type))
+    .filter(n => ctx.measureText(n.title).width + 72 > n.size[0]).map(n => n.title);
+  let noteText = null;
+  for (const el of document.querySelectorAll('.ProseMirror p, .ProseMirror h1, .ProseMirror h2, .ProseMirror h3, '
+                                               + '.ProseMirror li, .ProseMirror h4')) {
+    const r = el.getBoundingClientRect();
+    if (!r.height || !el.innerText.trim() || !el.offsetHeight) continue;
+    const px = parseFloat(getComputedStyle(el).fontSize) * r.height / el.offsetHeight;
+    noteText = noteText === null ? px : Math.min(noteText, px);
+  }
+  const groups = (graph._groups || graph.groups || []).map(g => {
+    const [x, y, w] = [g.pos ? g.pos[0] : g._pos[0], g.pos ? g.pos[1] : g._pos[1], g.size ? g.size[0] : g._size[0]];
+    const h = g.size ? g.size[1] : g._size[1];
+    const size = g.font_size || 24;
+    ctx.font = size + 'px Arial';
+    const text = ctx.measureText(g.title).width + size;  // the title as drawn, with its margin
+    ctx.font = (LG.NODE_TEXT_SIZE || 14) + 'px ' + (LG.NODE_FONT || 'Arial');
+    return {title: g.title, box: [x, y, x + w, y + h], band: [x, y, x + Math.min(w, text), y + size * 1.4]};
+  });
+  const hit = (a, b) => a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+  const badge = 22, overGroupTitles = [];
+  for (const n of graph._nodes) {
+    if (!String(n.type).startsWith('SyncDreamer')) continue;
+    const box = [n.pos[0] + n.size[0] - 110, n.pos[1] - titleHeight - badge, n.pos[0] + n.size[0], n.pos[1] - titleHeight];
+    for (const g of groups) if (hit(box, g.band)) overGroupTitles.push(`badge of ${n.title} over group '${g.title}'`);
+  }
+  const links = graph.links instanceof Map ? [...graph.links.values()] : Object.values(graph.links || {});
+  for (const l of links) {
+    if (!l) continue;
+    const a = graph.getNodeById(l.origin_id), b = graph.getNodeById(l.target_id);
+    if (!a || !b) continue;
+    const p = a.getConnectionPos(false, l.origin_slot), q = b.getConnectionPos(true, l.target_slot);
+    // the spline LiteGraph draws: control points a quarter of the distance out along x
+    const reach = Math.hypot(q[0] - p[0], q[1] - p[1]) * 0.25, c1 = [p[0] + reach, p[1]], c2 = [q[0] - reach, q[1]];
+    const crossed = new Set();
+    for (let i = 0; i <= 64; i++) {
+      const t = i / 64, u = 1 - t;
+      const x = u*u*u*p[0] + 3*u*u*t*c1[0] + 3*u*t*t*c2[0] + t*t*t*q[0];
+      const y = u*u*u*p[1] + 3*u*u*t*c1[1] + 3*u*t*t*c2[1] + t*t*t*q[1];
+      for (const g of groups) if (hit([x - 1, y - 1, x + 1, y + 1], g.band)) crossed.add(g.title);
+    }
+    for (const g of crossed) overGroupTitles.push(`wire ${a.title} -> ${b.title} over group '${g}'`);
+  }
+  const rect = canvas.canvas.getBoundingClientRect();
+  const toScreen = (b) => [(b[0] + ds.offset[0]) * scale + rect.left, (b[1] + ds.offset[1]) * scale + rect.top,
+                           (b[2] + ds.offset[0]) * scale + rect.left, (b[3] + ds.offset[1]) * scale + rect.top];
+  const covered = [];
+  for (const el of document.querySelectorAll('.p-toast-message, [role="alert"], [role="status"]')) {
+    if (el.closest('.p-dialog, [role="dialog"]')) continue;  // a modal dialog is closed before work starts
+    const r = el.getBoundingClientRect();
+    if (!r.width || !r.height || getComputedStyle(el).visibility === 'hidden') continue;
+    for (const g of groups) if (hit([r.left, r.top, r.right, r.bottom], toScreen(g.box)))
+      covered.push(`'${el.innerText.trim().replace(/\\s+/g, ' ').slice(0, 60)}' over group '${g.title}'`);
+  }
+  const loader = graph._nodes.find(n => n.type === 'SyncDreamerCheckpointLoader');
+  const button = loader && (loader.widgets || []).find(w => w.name === 'syncdreamer_download');
+  return {noteText, titleText: (LG.NODE_TEXT_SIZE || 14) * scale, cut, overGroupTitles, covered,
+          nodeDownload: button ? (button.label || button.name) : null};
+}"""
+
+#: The frontend's own missing-model list: on 0.27 behind "Show missing models", on 0.3.x a dialog.
+MISSING_MODELS = """() => Array.from(document.querySelectorAll('button, [role=button]'))
+    .filter(b => /download/i.test(b.innerText) && b.offsetParent !== null)
+    .map(b => ({text: b.innerText.trim(), disabled: b.disabled || b.getAttribute('aria-disabled') === 'true',
+                near: (b.closest('li, [role=option], div')?.parentElement?.innerText || '')
+                  .replace(/\\s+/g, ' ').slice(0, 200)}))"""
+
 MESSAGES = """() => Array.from(document.querySelectorAll('.p-toast-message, .p-dialog, [role="alert"]'))
     .map(e => e.innerText.trim().replace(/\\s+/g, ' ').slice(0, 300)).filter(t => t)"""
 
 
-def open_template(page, title: str) -> None:
-    """Template browser -> search -> click the card, as a user does."""
+def open_template(page, title: str, tries: int = 3) -> None:
+    """Template browser -> search -> click the card, as a user does (again if a frontend
+    still starting dropped a step)."""
+    for attempt in range(tries):
+        try:
+            _open_template_once(page, title)
+            page.wait_for_function("(t) => document.title.includes(t) || (window.app.graph._nodes || []).some("
+                                   "n => String(n.type).startsWith('SyncDreamer'))", arg=title, timeout=15000)
+            page.wait_for_timeout(2000)
+            return
+        except Exception:  # noqa: BLE001 - retried, then raised
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(2000)
+
+
+def _open_template_once(page, title: str) -> None:
     page.keyboard.press("Escape")
     page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
-    search = page.get_by_placeholder("Search").first
+    # the template dialog's own search box (a side panel may have one too)
+    search = page.locator(".p-dialog, [role=dialog]").get_by_placeholder("Search").first
     try:
         search.wait_for(timeout=10000)
     except Exception:  # noqa: BLE001 - a frontend still starting drops the command: use the sidebar button
@@ -53,8 +145,8 @@ def open_template(page, title: str) -> None:
     page.wait_for_timeout(500)
     search.fill(title)
     page.wait_for_timeout(1500)
-    page.get_by_text(title, exact=True).first.click()
-    page.wait_for_timeout(3000)
+    page.get_by_text(title, exact=True).first.click(timeout=15000)
+    page.wait_for_timeout(1000)
 
 
 def listed_templates(page, pack: str) -> list[str]:
@@ -75,13 +167,30 @@ def check(page, title: str, ui: dict, out: Path) -> list[str]:
     problems += [f"nodes {a} and {b} overlap" for a, b in W.overlaps(ui, boxes)]
     if state["scale"] < W.READABLE_ZOOM:
         problems.append(f"opens at {state['scale']:.0%} zoom, below the readable {W.READABLE_ZOOM:.0%}")
-    # A missing model file is reported honestly (the user has not downloaded it yet); anything else is a problem.
-    problems += [f"message: {m}" for m in messages if "missing" not in m.lower() or "allowed" in m.lower()]
+    measured = page.evaluate(MEASURE)
     page.screenshot(path=str(out / f"{title}.png"))
+    if measured["noteText"] is None or measured["noteText"] < measured["titleText"] - 0.05:
+        problems.append(f"start note text {measured['noteText']} px on screen, node titles {measured['titleText']:.1f}")
+    problems += [f"title cut: {t}" for t in measured["cut"]]
+    problems += measured["overGroupTitles"] + [f"notification {c}" for c in measured["covered"]]
+    # the missing checkpoint: the frontend's own list, and the loader's button
+    with contextlib.suppress(Exception):
+        page.get_by_text("Show missing models").first.click(timeout=3000)
+        page.wait_for_timeout(1500)
+    downloads = page.evaluate(MISSING_MODELS)
+    frontend_download = any(not d["disabled"] and "syncdreamer" in d["near"].lower() for d in downloads)
+    if not (frontend_download or (measured["nodeDownload"] or "").startswith("Download checkpoint")):
+        problems.append("no Download for the missing SyncDreamer checkpoint")
+    # the notice itself is honest (the checkpoint is not there yet); anything else is a problem
+    problems += [f"message: {m}" for m in messages if "missing" not in m.lower() and "allowed" not in m.lower()]
+    page.screenshot(path=str(out / f"{title} - missing models.png"))
     grown = [n["type"] for n in state["nodes"]
              if any(n["size"][i] > next(u for u in ui["nodes"] if u["id"] == n["id"])["size"][i] + 1 for i in (0, 1))]
     print(json.dumps({"workflow": title, "zoom": round(state["scale"], 3), "nodes": len(state["nodes"]),
-                      "messages": messages, "grown_by_the_frontend": grown, "problems": problems}))
+                      "note_text_px": round(measured["noteText"] or 0, 1),
+                      "title_text_px": round(measured["titleText"], 1), "frontend_download": frontend_download,
+                      "node_download": measured["nodeDownload"], "messages": messages,
+                      "grown_by_the_frontend": grown, "problems": problems}))
     return problems
 
 

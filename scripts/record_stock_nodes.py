@@ -33,8 +33,8 @@ def main() -> None:
     for name in STOCK_TYPES:
         if name in info:
             entry = info[name]
-            data[name] = {key: entry[key] for key in ("input", "input_order", "output", "output_name", "output_node")
-                          if key in entry}
+            kept = ("input", "input_order", "output", "output_name", "output_node", "display_name")
+            data[name] = {key: entry[key] for key in kept if key in entry}
     out = ROOT / "tests" / "data" / f"stock_nodes_{version}.json"
     out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     print(f"wrote {out}: {len(data) - 1} node types")

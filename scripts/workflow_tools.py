@@ -211,7 +211,9 @@ VIEW_SIZES = {"LoadImage": (290, 320), "PreviewImage": (300, 320), "SaveImage": 
 #: Space between nodes: vertically it holds the next node's title bar.
 GAP_X, GAP_Y = 20, 38
 TITLE_HEIGHT = 30
-GROUP_PAD = (12, 64)  # x, and y from the group's top to the first node (the group title, then the node's)
+# x, and y from the group's top to the first node: the group title, the badge the frontend
+# draws above a node's title bar ("SyncDreamer", about 22 units), then the node's title bar
+GROUP_PAD = (12, 86)
 GROUP_GAP = 24
 #: The window a template is opened in, and the share of it the frontend fits the graph into.
 WINDOW = (1600, 900)
@@ -242,9 +244,17 @@ def estimate_size(node: Node, definition: dict | None = None) -> tuple[float, fl
         if node.type not in sizes:
             raise KeyError(f"no recorded frontend size for {node.type}: run scripts/record_frontend_sizes.py")
         width, height = sizes[node.type]
-    # The frontend widens a node to its title (about 7 units a character at the default font).
-    return max(width, 7 * len(node.title or "") + 60), height
+    height += EXTRA_HEIGHT.get(node.type, 0)
+    # Room for the whole title: the frontend cuts a title it cannot fit beside the node's
+    # dot and icons (measured: 8.5 units a character of 14 px Inter, plus 72).
+    title = node.title or (definition or {}).get("display_name") or node.type
+    return max(width, TITLE_CHAR * len(title) + TITLE_ROOM), height
 
+
+#: Height a node grows by after it loads: Load SyncDreamer Checkpoint shows a Download
+#: checkpoint button (one widget row) while the checkpoint is missing.
+EXTRA_HEIGHT = {"SyncDreamerCheckpointLoader": 26}
+TITLE_CHAR, TITLE_ROOM = 8.5, 72
 
 #: What the frontend's node bounds add around the nodes (measured: 20 units on each axis).
 BOUNDS_MARGIN = 20
@@ -313,13 +323,37 @@ def _row_options(row: list[int], options: list) -> list[tuple[float, float, list
     return [f for f in found if not any(g[0] <= f[0] and g[1] <= f[1] and g != f for g in found)]
 
 
+#: Screen areas (in the 1600x900 window) the frontend covers when a template opens with a
+#: model missing: ComfyUI 0.27's error notification at the top right (measured with frontend
+#: 1.45.20). A layout keeps its groups out of them when it can do so at a readable zoom.
+KEEP_CLEAR = ((1265, 85, 1600, 262),)
+
+
+def _covered(rows: list[tuple[float, float]], width: float, height: float) -> bool:
+    """Whether a group of rows [(row width, row height)] lands under a KEEP_CLEAR area once
+    the frontend has fitted the whole graph (width x height) into the window."""
+    zoom = fitted_zoom(width, height)
+    top = 0.0
+    for row_width, row_height in rows:
+        box = (0.0, top, row_width, top + row_height)
+        screen = [(box[0] - width / 2) * zoom + WINDOW[0] / 2, (box[1] - height / 2) * zoom + WINDOW[1] / 2,
+                  (box[2] - width / 2) * zoom + WINDOW[0] / 2, (box[3] - height / 2) * zoom + WINDOW[1] / 2]
+        for area in KEEP_CLEAR:
+            if screen[0] < area[2] and area[0] < screen[2] and screen[1] < area[3] and area[1] < screen[3]:
+                return True
+        top += row_height + GROUP_GAP
+    return False
+
+
 def _plan(groups: list[Group]) -> list[list[tuple[int, list[list[Node]]]]]:
     """Rows of (group index, columns): groups in order, each arranged and the rows split so
-    the frontend fits the whole graph at the largest zoom."""
+    the frontend fits the whole graph at the largest zoom, clear of KEEP_CLEAR where a
+    readable zoom allows."""
     import itertools
 
     options = [[(columns, _extent(columns)) for columns in _arrangements(g)] for g in groups]
     best, best_zoom = None, -1.0
+    clear, clear_zoom = None, -1.0
     count = len(groups)
     for mask in range(1 << (count - 1)):
         rows, current = [], [0]
@@ -335,7 +369,9 @@ def _plan(groups: list[Group]) -> list[list[tuple[int, list[list[Node]]]]]:
             zoom = fitted_zoom(width, height)
             if zoom > best_zoom + 1e-9:
                 best_zoom, best = zoom, [option[2] for option in combination]
-    return best
+            if zoom > clear_zoom + 1e-9 and not _covered([o[:2] for o in combination], width, height):
+                clear_zoom, clear = zoom, [option[2] for option in combination]
+    return clear if clear is not None and clear_zoom >= READABLE_ZOOM + 0.005 else best
 
 
 def layout(graph: Graph, definitions: dict) -> list[dict]:

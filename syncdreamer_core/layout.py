@@ -20,12 +20,19 @@ class ViewLayoutError(ValueError):
     """An image whose shape is not a valid strip or grid of views."""
 
 
+def expected_views(view_count: int = VIEW_COUNT) -> str:
+    rows, columns = grid_shape(view_count)
+    return (f"SyncDreamer's views (a 1x{view_count} strip or a {rows}x{columns} grid of square views, 256 px each, "
+            "as the sampler and VAE Decode make them)")
+
+
 def _check_views(views: torch.Tensor, view_count: int) -> None:
     if views.ndim != 4:
-        raise ViewLayoutError(f"views must be [N, H, W, C], got shape {tuple(views.shape)}")
+        raise ViewLayoutError(f"expects {expected_views(view_count)}; got a tensor of shape {tuple(views.shape)}")
     if views.shape[0] % view_count:
         raise ViewLayoutError(
-            f"got {views.shape[0]} views, which is not a multiple of {view_count} (one set per instance)"
+            f"expects {view_count} views per object (a batch of {view_count}, {expected_views(view_count)}); got "
+            f"{views.shape[0]} image(s) of {views.shape[2]}x{views.shape[1]} pixels, not a multiple of {view_count}"
         )
 
 
@@ -65,13 +72,11 @@ def split(images: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
         raise ViewLayoutError(f"expected images [B, H, W, C], got shape {tuple(images.shape)}")
     _, height, width, _ = images.shape
     name = f"a 1x{columns} strip" if rows == 1 else f"a {rows}x{columns} grid"
-    if width * rows != height * columns:
-        raise ViewLayoutError(
-            f"{name} of square views must have width/height = {columns}/{rows} (its width {columns // rows}x "
-            f"its height); got {width}x{height} pixels"
-        )
-    if height % rows or width % columns:
-        raise ViewLayoutError(f"{name} needs a width divisible by {columns}; got {width}x{height} pixels")
+    if width * rows != height * columns or height % rows or width % columns:
+        shape = (f"width = {columns // rows} x height" if width * rows != height * columns else
+                 f"a width and height divisible by {columns} and {rows}")
+        raise ViewLayoutError(f"expects {expected_views(rows * columns)}; got an image of {width}x{height} pixels, "
+                              f"which is not {name} of square views ({shape}): is it SyncDreamer's views?")
     return rearrange(images, "b (r h) (c w) ch -> (b r c) h w ch", r=rows, c=columns)
 
 
@@ -95,8 +100,8 @@ def detect_layout(images: torch.Tensor, view_count: int = VIEW_COUNT) -> str:
     if width * rows == height * columns:
         return "grid"
     raise ViewLayoutError(
-        f"an image of {width}x{height} pixels is neither a 1x{view_count} strip (width = {view_count} x "
-        f"height) nor a {rows}x{columns} grid"
+        f"expects {expected_views(view_count)}; got an image of {width}x{height} pixels, neither a 1x{view_count} "
+        f"strip (width = {view_count} x height) nor a {rows}x{columns} grid (square): is it SyncDreamer's views?"
     )
 
 

@@ -273,8 +273,16 @@ def test_decoded_views_are_in_camera_order(host, prepared):
 # ---------------------------------------------------------------- views
 
 def test_view_nodes_validate_shapes(host):
-    with pytest.raises(ValueError, match="width/height = 16/1"):
+    with pytest.raises(ValueError, match="^SyncDreamer Split Views: .*width = 16 x height"):
         run(host, "SyncDreamerSplitViews", image=torch.zeros(1, 10, 100, 3), layout="strip")
+    # a photo is not SyncDreamer's views, whatever layout is asked for
+    expected = r"expects SyncDreamer's views \(a 1x16 strip or a 4x4 grid of square views, 256 px each"
+    for layout in ("auto", "grid", "strip"):
+        with pytest.raises(ValueError, match=f"^SyncDreamer Split Views: {expected}.*got an image of 150x150 pixels"):
+            run(host, "SyncDreamerSplitViews", image=torch.rand(1, 150, 150, 3), layout=layout)
+    with pytest.raises(ValueError, match="^SyncDreamer Compose Views: expects 16 views per object .*got 1 image.s. of "
+                                         "150x150 pixels"):
+        run(host, "SyncDreamerComposeViews", views=torch.rand(1, 150, 150, 3), layout="grid")
     numbered = torch.arange(32.).view(32, 1, 1, 1).expand(32, 2, 2, 3) / 32
     (picked,) = run(host, "SyncDreamerSelectViews", views=numbered, indices="0-1,15").args
     assert (picked[:, 0, 0, 0] * 32).round().tolist() == [0, 1, 15, 16, 17, 31]

@@ -62,7 +62,10 @@ def test_the_whole_graph_fitted_to_a_1600x900_window_is_readable(name):
     assert zoom > W.READABLE_ZOOM
     assert abs(ui["extra"]["ds"]["scale"] - zoom) < 1e-3  # frontends that keep saved views show the same
     note = next(n for n in ui["nodes"] if n["type"] == "MarkdownNote")
-    assert "syncdreamer-pretrain.ckpt" in note["widgets_values"][0] and "models/syncdreamer" in note["widgets_values"][0]
+    # set in level-2 headings: 15 px, above the node titles' 14 px (body text is 10 px)
+    paragraphs = note["widgets_values"][0].split("\n\n")
+    assert all(p.startswith("## ") and "\n" not in p for p in paragraphs), paragraphs
+    assert "Download checkpoint" in note["widgets_values"][0]
     assert note["pos"][0] == x0 and note["pos"][1] - W.TITLE_HEIGHT == y0  # the start note is the top-left node
 
 
@@ -82,6 +85,28 @@ def test_notes_name_todays_run_button_and_links_are_ones_the_frontend_accepts(na
         for model in node.get("properties", {}).get("models", []):
             host = model["url"].split("/")[2]
             assert host in ("huggingface.co", "civitai.com") or host.startswith("localhost"), model
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_loader_offers_the_checkpoint_for_download_from_hugging_face(name):
+    from syncdreamer_core.weights.checkpoint import OFFICIAL_FILENAME, OFFICIAL_URL
+
+    loaders = [n for n in load(name)["nodes"] if n["type"] == "SyncDreamerCheckpointLoader"]
+    assert loaders
+    for loader in loaders:
+        assert loader["widgets_values"][0] == OFFICIAL_FILENAME
+        assert loader["properties"]["models"] == [{"name": OFFICIAL_FILENAME, "url": OFFICIAL_URL,
+                                                   "directory": "syncdreamer"}]
+
+
+def test_templates_are_listed_in_the_order_a_user_needs_them():
+    from nodes.templates import TEMPLATE_ORDER, order_listing
+
+    assert list(TEMPLATE_ORDER) == [title for title, _, _ in B.WORKFLOWS.values()]
+    assert TEMPLATE_ORDER[0] == "SyncDreamer - Image to 3D"
+    shuffled = {"ComfyUI-SyncDreamer": sorted(TEMPLATE_ORDER, reverse=True) + ["Somebody's own"], "x": ["b", "a"]}
+    ordered = order_listing(shuffled, "ComfyUI-SyncDreamer")
+    assert ordered["ComfyUI-SyncDreamer"] == [*TEMPLATE_ORDER, "Somebody's own"] and ordered["x"] == ["b", "a"]
 
 
 def test_each_template_is_offered_only_where_its_nodes_exist():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +84,11 @@ def default_folder() -> Path:
 
 
 def download_checkpoint(folder: str | os.PathLike | None = None, endpoint: str | None = None,
-                        progress: bool = True, expected: OfficialFile | None = None) -> Path:
+                        progress: bool | Callable[[int, int], None] = True,
+                        expected: OfficialFile | None = None) -> Path:
     """Fetch (or finish fetching) the official checkpoint into ``folder`` from the Hub or a
-    mirror of it (``endpoint``); returns its path, checked to be the official file. The bytes
+    mirror of it (``endpoint``); returns its path, checked to be the official file.
+    ``progress``: a bar on stderr, none, or a ``(bytes, total)`` callback. The bytes
     arrive in ``<name>.part``: a rerun after an interruption resumes where it stopped, and
     the loader never sees a partial file under the official name."""
     expected = expected or OFFICIAL
@@ -125,7 +128,7 @@ def download_checkpoint(folder: str | os.PathLike | None = None, endpoint: str |
     return target
 
 
-def _fetch(expected: OfficialFile, part: Path, endpoint: str | None, progress: bool) -> None:
+def _fetch(expected: OfficialFile, part: Path, endpoint: str | None, progress) -> None:
     """The Hub's metadata (redirects followed, size), then the bytes from where ``part`` ends."""
     import inspect
 
@@ -144,20 +147,31 @@ def _fetch(expected: OfficialFile, part: Path, endpoint: str | None, progress: b
     options = {}
     if "tqdm_class" in inspect.signature(http_get).parameters:  # huggingface_hub >= 1.0
         options["tqdm_class"] = _progress_bar(progress)
+    elif callable(progress):
+        progress(have, expected.size)  # older huggingface_hub draws its own bar
     with part.open("ab") as handle:
         http_get(metadata.location or url, handle, resume_size=have, expected_size=expected.size,
                  displayed_filename=expected.filename, **options)
 
 
-def _progress_bar(shown: bool):
+def _progress_bar(progress):
     """A bar on stderr whether or not it is a terminal (huggingface_hub's own hides itself
-    in logs), or none."""
+    in logs), none, or one that reports to a ``(bytes, total)`` callback."""
     from tqdm.auto import tqdm
+
+    report = progress if callable(progress) else None
 
     class Bar(tqdm):
         def __init__(self, *args, **kwargs):
-            kwargs.update(disable=not shown, mininterval=1.0)
+            kwargs.update(disable=not progress or report is not None, mininterval=1.0)
             super().__init__(*args, **kwargs)
+            self.reached = kwargs.get("initial", 0)
+
+        def update(self, n=1):
+            self.reached += n
+            if report is not None:
+                report(self.reached, self.total or 0)
+            return super().update(n)
 
     return Bar
 
