@@ -55,9 +55,8 @@ class CheckpointDownload:
 
         from syncdreamer_core.weights.download import download_checkpoint
 
-        folder = folder_paths.get_folder_paths(MODEL_FOLDER)[0]
         try:
-            path = download_checkpoint(folder, progress=self._progress)
+            path = download_checkpoint(folder_paths.get_folder_paths(MODEL_FOLDER)[0], progress=self._progress)
         except Exception as error:  # noqa: BLE001 - every failure is reported on the node
             self.state, self.message = "failed", str(error)
             logging.warning("SyncDreamer: checkpoint download failed: %s", error)

@@ -121,8 +121,9 @@ class Chain:
         return Group(title, [[intro], [*sources, self.prepare, self.elevation]], color="#444")
 
     def generate_group(self, title: str = "2. Generate the 16 views", prepare: bool = False) -> Group:
-        first = [self.prepare, self.elevation] if prepare else []
-        return Group(title, [[*first, self.loader], [self.sampler], [self.decode, self.grid, self.strip],
+        # the loader first: a wire from the group above then enters Prepare Image below the group's title
+        then = [self.prepare, self.elevation] if prepare else []
+        return Group(title, [[self.loader, *then], [self.sampler], [self.decode, self.grid, self.strip],
                              [self.preview, self.save_views]], color="#8A8")
 
     def mesh_group(self, title: str = "3. Textured mesh", turntable: bool = True) -> Group:

@@ -156,6 +156,10 @@ def listed_templates(page, pack: str) -> list[str]:
 def check(page, title: str, ui: dict, out: Path) -> list[str]:
     import workflow_tools as W
 
+    # each template as a user first meets it: a fresh page (no panel left open by the last one)
+    page.reload(wait_until="networkidle")
+    page.wait_for_function("() => window.app && window.app.graph", timeout=60000)
+    page.wait_for_timeout(3000)
     open_template(page, title)
     state = page.evaluate(READ_GRAPH)
     messages = page.evaluate(MESSAGES)
@@ -174,10 +178,14 @@ def check(page, title: str, ui: dict, out: Path) -> list[str]:
     problems += [f"title cut: {t}" for t in measured["cut"]]
     problems += measured["overGroupTitles"] + [f"notification {c}" for c in measured["covered"]]
     # the missing checkpoint: the frontend's own list, and the loader's button
+    panel = "Comfy.RightSidePanel.IsOpen"  # the list opens a side panel, remembered by the server: put it back
+    was_open = page.evaluate("(id) => fetch('/api/settings/' + id).then(r => r.json())", panel)
     with contextlib.suppress(Exception):
         page.get_by_text("Show missing models").first.click(timeout=3000)
         page.wait_for_timeout(1500)
     downloads = page.evaluate(MISSING_MODELS)
+    page.evaluate("([id, value]) => fetch('/api/settings/' + id, {method: 'POST', body: JSON.stringify(value)})",
+                  [panel, bool(was_open)])
     frontend_download = any(not d["disabled"] and "syncdreamer" in d["near"].lower() for d in downloads)
     if not (frontend_download or (measured["nodeDownload"] or "").startswith("Download checkpoint")):
         problems.append("no Download for the missing SyncDreamer checkpoint")

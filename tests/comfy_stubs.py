@@ -445,6 +445,7 @@ def make_folder_paths(base: Path) -> types.ModuleType:
         add_model_folder_path=add_model_folder_path, get_filename_list=get_filename_list,
         get_full_path_or_raise=get_full_path_or_raise, get_output_directory=lambda: str(output_dir),
         get_input_directory=lambda: str(input_dir), get_save_image_path=get_save_image_path,
+        get_folder_paths=lambda name: list(registry.get(name, ([], set()))[0]), filename_list_cache={},
     )
 
 

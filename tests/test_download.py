@@ -10,6 +10,7 @@ import hashlib
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import torch
@@ -223,3 +224,47 @@ def test_another_model_under_the_official_name_is_named(tmp_path):
     save_file(random_checkpoint(fast_tiny_config(), seed=1), str(path))
     with pytest.raises(CheckpointError, match="a different model under the official name: model_channels"):
         load_checkpoint(path, with_vae=False, with_clip=False)
+
+
+# ---------------------------------------------------------------- the loader's Download checkpoint button
+
+def test_the_loaders_download_button_fetches_into_the_model_folder_and_reports_progress(
+        host, expected, tiny_file, monkeypatch):
+    import importlib
+    import time
+
+    button = importlib.import_module("ComfyUI_SyncDreamer.nodes.checkpoint_download")
+    folder_paths = host["folder_paths"]
+    folder = Path(folder_paths.get_folder_paths("syncdreamer")[0])
+    hub = StandInHub(tiny_file)
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    download = button.CheckpointDownload()
+    seen = []
+    try:
+        assert download.status()["present"] is False and download.status()["state"] == "idle"
+        first = download.start()
+        assert first["state"] == "downloading" and first["total"] == len(tiny_file)
+        assert download.start()["state"] in ("downloading", "done")  # a second press joins the first
+        deadline = time.monotonic() + 60
+        while download.status()["state"] == "downloading" and time.monotonic() < deadline:
+            seen.append(download.status()["done"])
+            time.sleep(0.05)
+    finally:
+        hub.close()
+        (folder / NAME).unlink(missing_ok=True)
+    status = download.status()
+    assert status["state"] == "done" and status["done"] == len(tiny_file), status
+    assert "checked" in status["message"] and hub.ranges == [None]  # one download, whatever was pressed
+    assert seen == sorted(seen)
+
+
+def test_a_failed_button_download_says_why_on_the_node(host, expected, tiny_file, monkeypatch):
+    import importlib
+
+    button = importlib.import_module("ComfyUI_SyncDreamer.nodes.checkpoint_download")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    download = button.CheckpointDownload()
+    download.start()
+    download.thread.join(60)
+    status = download.status()
+    assert status["state"] == "failed" and "could not download http://127.0.0.1:9/" in status["message"], status

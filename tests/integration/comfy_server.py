@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 TINY = "tiny-test.safetensors"
+UNREACHABLE_HUB = "http://127.0.0.1:9"
 SD15 = "sd15-random.safetensors"
 
 
@@ -93,7 +94,8 @@ def start_server(tmp_path_factory):
     log = base / "comfyui.log"
     process = subprocess.Popen(
         [host_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory",
-         str(base), "--disable-auto-launch"], cwd=root, stdout=log.open("w"), stderr=subprocess.STDOUT)
+         str(base), "--disable-auto-launch"], cwd=root, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_ENDPOINT": UNREACHABLE_HUB})  # the loader's Download button never leaves the machine
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -80,9 +80,37 @@ def test_core_mesh_nodes_take_the_packs_mesh(comfy):
     assert_success(run(comfy, graph))
 
 
+def test_the_loaders_download_button_is_served_and_reports_a_failure_on_the_node(comfy):
+    import time
+    import urllib.request
+
+    from comfy_server import UNREACHABLE_HUB
+
+    assert "/extensions/ComfyUI-SyncDreamer/js/checkpoint_download.js" in comfy.get("/extensions")
+    status = comfy.get("/syncdreamer/checkpoint")
+    assert status["present"] is False and status["file"] == "syncdreamer-pretrain.ckpt" and status["total"] > 5e9
+    request = urllib.request.Request(comfy.url + "/syncdreamer/checkpoint/download", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.load(response)["state"] in ("downloading", "failed")
+    deadline = time.monotonic() + 60
+    while comfy.get("/syncdreamer/checkpoint")["state"] == "downloading" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status = comfy.get("/syncdreamer/checkpoint")
+    assert status["state"] == "failed" and f"could not download {UNREACHABLE_HUB}/camenduru/SyncDreamer" in \
+        status["message"], status
+
+
+def test_node_errors_name_the_node_by_its_display_name(comfy):
+    graph = sampler_graph(1, 1)
+    graph["3"]["inputs"]["crop_size"] = 2
+    entry = run(comfy, graph)
+    error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+    assert error["exception_message"].startswith("SyncDreamer Prepare Image: "), error["exception_message"]
+
+
 def test_templates_are_listed_only_where_they_run(comfy):
     listed = comfy.get("/api/workflow_templates")["ComfyUI-SyncDreamer"]
-    assert "SyncDreamer - Image to 3D" in listed
+    assert listed[0] == "SyncDreamer - Image to 3D"  # simplest first
     assert ("SyncDreamer - Photo to 3D" in listed) == (comfy.version != "0.3.64")
 
 
