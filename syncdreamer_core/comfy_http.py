@@ -343,10 +343,16 @@ class ComfyClient:
             return self._stream(response, handle.write, self.max_file_bytes, self.file_seconds,
                                 f"the output file {file.local_name}")
 
-    def download(self, file: OutputFile, folder: Path) -> Path:
-        """One output file into ``folder`` under its safe local name, written whole or not at all."""
+    def download(self, file: OutputFile | dict, folder: Path) -> Path:
+        """One output file (or a /history file entry) into ``folder`` under its safe local name,
+        written whole or not at all."""
         from .outputs import atomic_write
 
+        if isinstance(file, dict):
+            name = safe_base_name(str(file.get("filename", "")))
+            if not name:
+                raise ServerAnswerError(f"a file entry without a usable name: {str(file)[:120]}")
+            file = OutputFile(node="", ref=file, local_name=name)
         return atomic_write(Path(folder) / file.local_name, lambda target: self.fetch_to(file, target))
 
     def download_outputs(self, entry: dict, folder: Path) -> list[Path]:
