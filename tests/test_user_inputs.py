@@ -483,8 +483,9 @@ def test_a_plain_image_is_called_plain_at_the_first_node_that_sees_it(host, tmp_
     with pytest.raises(InputImageError, match=f"^no object: the image is {colour}$"):
         prepare_input(read_image(path), crop_size=200)
     image = torch.from_numpy(np.asarray(read_image(path).convert("RGB")).astype(np.float32) / 255)[None]
-    for node, inputs in (("SyncDreamerPrepareImage", {"crop_size": 200}), ("SyncDreamerWhiteBackgroundMask", {})):
-        with pytest.raises(ValueError, match=f"^no object: the image is {colour}$"):
+    for node, title, inputs in (("SyncDreamerPrepareImage", "SyncDreamer Prepare Image", {"crop_size": 200}),
+                                ("SyncDreamerWhiteBackgroundMask", "SyncDreamer White Background Mask", {})):
+        with pytest.raises(ValueError, match=f"^{title}: no object: the image is {colour}$"):
             run(host, node, image=image, **inputs)
 
 
@@ -500,7 +501,8 @@ def test_plain_views_and_empty_masks_given_on_purpose_are_called_that():
 
 def test_an_empty_mask_passed_on_purpose_is_called_empty(host):
     image = torch.from_numpy(on_white().astype(np.float32) / 255)[None]
-    with pytest.raises(ValueError, match=r"^the mask is empty \(0 everywhere\): it selects no object pixel"):
+    with pytest.raises(ValueError, match=r"^SyncDreamer Prepare Image: the mask is empty \(0 everywhere\): it selects "
+                                         "no object pixel"):
         run(host, "SyncDreamerPrepareImage", image=image, crop_size=200, mask=torch.zeros(1, 256, 256),
             mask_is_background=False)
     with pytest.raises(InputImageError, match=r"^the mask is empty \(0 everywhere\)"):
