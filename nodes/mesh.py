@@ -243,11 +243,12 @@ class SyncDreamerSaveMesh(io.ComfyNode):
         reports = []
         for asset in assets:
             name = f"{filename}_{counter:05}_.{format}"
-            reports.append(f"{name}: " + core_errors(for_print, asset, print_size_mm, size_of, flat_base)[2].describe()
+            printed = core_errors(for_print, asset, print_size_mm, size_of, bool(flat_base))
+            reports.append(f"{name}: " + printed[2].describe()
                            + ("" if format in ("stl", "3mf") else f" at {print_size_mm:g} mm"))
             try:
                 core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis, metadata,
-                            print_size_mm, size_of, bool(flat_base))
+                            print_size_mm, size_of, bool(flat_base), printed)
             except OSError as error:
                 raise NodeInputError(f"cannot write {os.path.join(subfolder, name)} in the output folder: "
                                      f"{error.strerror or error}") from None

@@ -229,7 +229,8 @@ def _write_outputs(row: dict, folder: Path) -> dict:
     metadata = {"generator": f"ComfyUI-SyncDreamer {__version__}", "syncdreamer_batch": json.dumps(
         {"input_sha256": row["content_hash"], "settings": settings})}
     printing = (float(settings["print_size_mm"]), settings["size_of"], bool(settings["flat_base"]))
-    row["print"] = json.dumps(for_print(asset, *printing)[2].as_dict())
+    printed = for_print(asset, *printing)
+    row["print"] = json.dumps(printed[2].as_dict())
     for file_format in settings["formats"]:
         name = "mesh" if file_format == "glb" else f"mesh_{file_format}"
         target = folder / f"model.{file_format}"
@@ -237,7 +238,7 @@ def _write_outputs(row: dict, folder: Path) -> dict:
             written[name] = _write_obj(asset, target)
         else:
             written[name] = atomic_write(target, lambda partial, f=file_format: export_asset(
-                asset, partial, f, "y", metadata, *printing))
+                asset, partial, f, "y", metadata, *printing, printed))
     if int(settings["turntable"]) > 0:
         from PIL import Image
 

@@ -30,11 +30,12 @@ class ExportError(ValueError):
 
 def export_asset(asset: MeshAsset, path: str | os.PathLike, file_format: str | None = None,
                  up_axis: str = "y", metadata: dict | None = None, print_size_mm: float = 100.0,
-                 size_of: str = "height", flat_base: bool = False) -> list[str]:
+                 size_of: str = "height", flat_base: bool = False, printed=None) -> list[str]:
     """Write ``asset`` (SyncDreamer's z-up frame) to ``path``; returns the files written.
     ``up_axis`` "y" turns it to the convention of glTF and most viewers, "z" keeps SyncDreamer's.
     STL and 3MF are for printing: the solid at ``print_size_mm`` (its height or longest side,
-    ``size_of``), standing on the build plate (z up), optionally on a flat base."""
+    ``size_of``), standing on the build plate (z up), optionally on a flat base; ``printed``:
+    what ``printing.for_print`` already made of the asset at those settings."""
     path = Path(path)
     file_format = (file_format or path.suffix.lstrip(".")).lower()
     if file_format not in MESH_FORMATS:
@@ -46,7 +47,7 @@ def export_asset(asset: MeshAsset, path: str | os.PathLike, file_format: str | N
     if file_format in PRINT_FORMATS:
         from .printing import for_print, write_3mf, write_stl
 
-        solid, colors, _ = for_print(asset, print_size_mm, size_of, flat_base)
+        solid, colors, _ = printed or for_print(asset, print_size_mm, size_of, flat_base)
         if file_format == "stl":
             write_stl(solid, path)
         else:

@@ -174,19 +174,20 @@ def read_state_dict(path: str | os.PathLike, shapes_only: bool = False
     return state_dict, {}
 
 
-def check_official_size(path: Path) -> None:
-    """A pickle under the official name must have the official size: a shorter one is a
-    download that stopped (resumable), any other is another file under that name."""
-    if path.name != OFFICIAL_FILENAME:
+def check_official_size(path: Path, size: int = OFFICIAL_SIZE, name: str = OFFICIAL_FILENAME,
+                        always: bool = False) -> None:
+    """A file under the official name (or any file, ``always``) must have the official size: a
+    shorter one is a download that stopped (resumable), any other is another file under that name."""
+    if not always and path.name != name:
         return
-    size = path.stat().st_size
-    if size < OFFICIAL_SIZE:
+    found = path.stat().st_size
+    if found < size:
         raise CheckpointError(
-            f"{path} is truncated: {size:,} of the official {OFFICIAL_SIZE:,} bytes. The download stopped early; "
+            f"{path} is truncated: {found:,} of the official {size:,} bytes. The download stopped early; "
             "`python -m syncdreamer_core download` resumes it (or download it again).")
-    if size != OFFICIAL_SIZE:
+    if found != size:
         raise CheckpointError(
-            f"{path} is {size:,} bytes, the official {OFFICIAL_FILENAME} {OFFICIAL_SIZE:,}: this is another file "
+            f"{path} is {found:,} bytes, the official {name} {size:,}: this is another file "
             "under the official name. Give it another name, or replace it with the official file "
             "(`python -m syncdreamer_core download`).")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import OFFICIAL_FILENAME, OFFICIAL_SIZE, CheckpointError
+from .checkpoint import OFFICIAL_FILENAME, OFFICIAL_SIZE, CheckpointError, check_official_size
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,7 @@ def check_official(path: str | os.PathLike, expected: OfficialFile | None = None
     The loader checks the keys and shapes (``inspect_checkpoint``)."""
     expected = expected or OFFICIAL
     path = Path(path)
-    size = path.stat().st_size
-    if size < expected.size:
-        raise CheckpointError(
-            f"{path} is truncated: {size:,} of the official {expected.size:,} bytes. The download stopped early; "
-            "`python -m syncdreamer_core download` resumes it.")
-    if size != expected.size:
-        raise CheckpointError(f"{path} is {size:,} bytes, the official {expected.filename} {expected.size:,}: it is "
-                              "another file under the official name.")
+    check_official_size(path, expected.size, expected.filename, always=True)
     if full and sha256_of(path) != expected.sha256:
         raise CheckpointError(f"{path} has the official size but not its content (SHA-256 differs): a corrupted "
                               "download or another file; delete it and download it again.")
