@@ -75,9 +75,8 @@ class Chain:
         self.sampler = Node(next(i), "SyncDreamerSampler", sampler_widgets(batch_size), title=sampler_title)
         self.decode = Node(next(i), "VAEDecode")
         self.grid = Node(next(i), "SyncDreamerComposeViews", {"layout": "grid"}, title="Views as 4x4 grid")
-        self.preview = Node(next(i), "PreviewImage", title="The 16 views")
-        self.strip = Node(next(i), "SyncDreamerComposeViews", {"layout": "strip"}, title="Views as 1x16 strip")
-        self.save_views = Node(next(i), "SaveImage", {"filename_prefix": "syncdreamer/views"}, title="Save views (strip)")
+        # one node shows the views and saves them (Split Views reads the grid back)
+        self.preview = Node(next(i), "SaveImage", {"filename_prefix": "syncdreamer/views"}, title="The 16 views (saved)")
         self.recon = Node(next(i), "SyncDreamerReconstruct", dict(RECON_WIDGETS))
         self.save_mesh = Node(next(i), "SyncDreamerSaveMesh", {"filename_prefix": "syncdreamer/mesh", "format": "glb",
                                                                "up_axis": "y"})
@@ -88,7 +87,8 @@ class Chain:
                                                        "lossless": False, "quality": 90, "method": "default"},
                          title="Turntable")
 
-    def sampling_links(self, image_src, mask_src) -> list:
+    def sampling_links(self, image_src, mask_src, views: bool = True) -> list:
+        """``views``: show and save the 16 views (a first guess that is only measured does not)."""
         links = [
             (*image_src, self.prepare.id, "image"),
             (self.prepare.id, 0, self.sampler.id, "image"),
@@ -97,11 +97,9 @@ class Chain:
             (self.loader.id, 1, self.sampler.id, "vae"),
             (self.sampler.id, 0, self.decode.id, "samples"),
             (self.loader.id, 1, self.decode.id, "vae"),
-            (self.decode.id, 0, self.grid.id, "views"),
-            (self.grid.id, 0, self.preview.id, "images"),
-            (self.decode.id, 0, self.strip.id, "views"),
-            (self.strip.id, 0, self.save_views.id, "images"),
         ]
+        if views:
+            links += [(self.decode.id, 0, self.grid.id, "views"), (self.grid.id, 0, self.preview.id, "images")]
         if mask_src is not None:
             links.append((*mask_src, self.prepare.id, "mask"))
         return links
@@ -120,11 +118,12 @@ class Chain:
         """The start: the note, the input and its preparation."""
         return Group(title, [[intro], [*sources, self.prepare, self.elevation]], color="#444")
 
-    def generate_group(self, title: str = "2. Generate the 16 views", prepare: bool = False) -> Group:
+    def generate_group(self, title: str = "2. Generate the 16 views", prepare: bool = False,
+                       views: bool = True) -> Group:
         # the loader first: a wire from the group above then enters Prepare Image below the group's title
         then = [self.prepare, self.elevation] if prepare else []
-        return Group(title, [[self.loader, *then], [self.sampler], [self.decode, self.grid, self.strip],
-                             [self.preview, self.save_views]], color="#8A8")
+        shown = [[self.decode, self.grid], [self.preview]] if views else [[self.decode]]
+        return Group(title, [[self.loader, *then], [self.sampler], *shown], color="#8A8")
 
     def mesh_group(self, title: str = "3. Textured mesh", turntable: bool = True) -> Group:
         """With the turntable, or (in the larger workflows, to keep them readable at the zoom they
@@ -257,11 +256,13 @@ def elevation_refinement() -> Graph:
     intro = note(90, "Elevation refinement: start here", start_note(
         "Unsure of the elevation? Press Run: a first guess, an estimate from its views, then the views again.",
         MODELS_NOTE))
-    groups = [first.input_group(intro, [load]), first.generate_group("2. First guess"),
-              Group("3. Estimate the elevation", [[estimate, overlay]], color="#b06634"),
-              Group("4. Generate again", [[second.sampler], [second.decode, second.grid], [second.preview]], color="#8A8"),
-              second.mesh_group("5. Textured mesh", turntable=False)]
-    links = first.sampling_links((1, 0), (1, 1)) + [
+    # the first guess's views are only measured: the silhouette shows how well they match
+    groups = [first.input_group(intro, [load]), first.generate_group("2. First guess", views=False),
+              Group("3. Estimate the elevation, generate again",
+                    [[estimate, overlay], [second.sampler], [second.decode, second.grid], [second.preview]],
+                    color="#8A8"),
+              second.mesh_group("4. Textured mesh", turntable=False)]
+    links = first.sampling_links((1, 0), (1, 1), views=False) + [
         (first.prepare.id, 0, estimate.id, "image"), (first.prepare.id, 1, estimate.id, "object_mask"),
         (first.decode.id, 0, estimate.id, "views"), (first.elevation.id, 0, estimate.id, "first_guess"),
         (estimate.id, 1, overlay.id, "images"),

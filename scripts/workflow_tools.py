@@ -206,7 +206,7 @@ class Graph:
 
 
 #: Sizes of nodes that show a picture or a viewer (the frontend lets them be any size).
-VIEW_SIZES = {"LoadImage": (290, 320), "PreviewImage": (300, 320), "SaveImage": (300, 180), "Preview3D": (320, 320),
+VIEW_SIZES = {"LoadImage": (290, 320), "PreviewImage": (300, 320), "SaveImage": (300, 320), "Preview3D": (320, 320),
               "SaveAnimatedWEBP": (290, 300), "SaveGLB": (300, 320)}
 #: Space between nodes: vertically it holds the next node's title bar.
 GAP_X, GAP_Y = 20, 38
@@ -305,102 +305,259 @@ def _arrangements(group: Group) -> list[list[list[Node]]]:
     return unique
 
 
-def _row_options(row: list[int], options: list) -> list[tuple[float, float, list]]:
-    """Pareto-best (width, height, choice) of one row: for each height cap, every group of
-    the row takes its narrowest arrangement no taller than the cap."""
-    found = []
-    for cap in sorted({e[1] for i in row for _, e in options[i]}):
-        choice = []
-        for i in row:
-            fitting = [o for o in options[i] if o[1][1] <= cap]
-            if not fitting:
-                break
-            choice.append((i, min(fitting, key=lambda o: (o[1][0], o[1][1]))))
-        else:
-            width = sum(o[1][0] for _, o in choice) + GROUP_GAP * (len(row) - 1)
-            height = max(o[1][1] for _, o in choice)
-            found.append((width, height, [(i, o[0]) for i, o in choice]))
-    return [f for f in found if not any(g[0] <= f[0] and g[1] <= f[1] and g != f for g in found)]
-
-
 #: Screen areas (in the 1600x900 window) the frontend covers when a template opens with a
 #: model missing: ComfyUI 0.27's error notification at the top right (measured with frontend
 #: 1.45.20). A layout keeps its groups out of them when it can do so at a readable zoom.
 KEEP_CLEAR = ((1265, 85, 1600, 262),)
+#: A group's title as the frontend draws it: 24 px Arial (at most 13 units a character)
+#: plus a margin of one font size, on a band 1.4 font sizes high.
+GROUP_FONT = 24
+GROUP_TITLE_CHAR = 13
+#: Where LiteGraph puts a node's sockets: outputs and linkable inputs in 20-unit rows, the
+#: widgets below them in 24-unit rows (measured in both frontends).
+SLOT_ROW, SLOT_FIRST, WIDGET_ROW, WIDGET_FIRST = 20, 14, 24, 16
 
 
-def _covered(rows: list[tuple[float, float]], width: float, height: float) -> bool:
-    """Whether a group of rows [(row width, row height)] lands under a KEEP_CLEAR area once
-    the frontend has fitted the whole graph (width x height) into the window."""
-    zoom = fitted_zoom(width, height)
-    top = 0.0
-    for row_width, row_height in rows:
-        box = (0.0, top, row_width, top + row_height)
-        screen = [(box[0] - width / 2) * zoom + WINDOW[0] / 2, (box[1] - height / 2) * zoom + WINDOW[1] / 2,
-                  (box[2] - width / 2) * zoom + WINDOW[0] / 2, (box[3] - height / 2) * zoom + WINDOW[1] / 2]
-        for area in KEEP_CLEAR:
-            if screen[0] < area[2] and area[0] < screen[2] and screen[1] < area[3] and area[1] < screen[3]:
-                return True
-        top += row_height + GROUP_GAP
-    return False
+@dataclass
+class _Placed:
+    """A group at its place: its columns, its top-left corner and its size."""
+
+    index: int
+    columns: list[list[Node]]
+    left: float
+    top: float
+    width: float
+    height: float
 
 
-def _plan(groups: list[Group]) -> list[list[tuple[int, list[list[Node]]]]]:
-    """Rows of (group index, columns): groups in order, each arranged and the rows split so
-    the frontend fits the whole graph at the largest zoom, clear of KEEP_CLEAR where a
-    readable zoom allows."""
+def _row_options(row: list[int], options: list) -> list[tuple[float, float, list]]:
+    """Pareto-best (width, height, choice) of one row: for each height cap, every group of
+    the row takes its narrowest arrangement no taller than the cap."""
+    return _pareto(row, options, across=0)
+
+
+def _stack_options(stack: list[int], options: list) -> list[tuple[float, float, list]]:
+    """The same for groups stacked top to bottom: for each width cap, the shortest."""
+    return _pareto(stack, options, across=1)
+
+
+def _pareto(members: list[int], options: list, across: int) -> list[tuple[float, float, list]]:
+    along = 1 - across  # the axis the members share (a row's height, a stack's width)
+    found = []
+    for cap in sorted({e[along] for i in members for _, e in options[i]}):
+        choice = []
+        for i in members:
+            fitting = [o for o in options[i] if o[1][along] <= cap]
+            if not fitting:
+                break
+            choice.append((i, min(fitting, key=lambda o: (o[1][across], o[1][along]))))
+        else:
+            sizes = [o[1] for _, o in choice]
+            spread = sum(e[across] for e in sizes) + GROUP_GAP * (len(members) - 1)
+            shared = max(e[along] for e in sizes)
+            extent = (spread, shared) if across == 0 else (shared, spread)
+            found.append((*extent, [(i, o[0]) for i, o in choice]))
+    return [f for f in found if not any(g[0] <= f[0] and g[1] <= f[1] and g != f for g in found)]
+
+
+def _splits(count: int):
+    """Every way to cut groups 0..count-1, in order, into consecutive runs."""
+    for mask in range(1 << (count - 1)):
+        runs, current = [], [0]
+        for i in range(1, count):
+            if mask >> (i - 1) & 1:
+                runs.append(current)
+                current = []
+            current.append(i)
+        yield [*runs, current]
+
+
+def _candidates(groups: list[Group]):
+    """(zoom, placed groups) of every layout: groups in reading order, either in rows (left
+    to right, rows top to bottom) or in stacks (top to bottom, stacks left to right), each
+    row or stack aligned to its start or its end (the first group always at the top left)."""
     import itertools
 
     options = [[(columns, _extent(columns)) for columns in _arrangements(g)] for g in groups]
-    best, best_zoom = None, -1.0
-    clear, clear_zoom = None, -1.0
-    count = len(groups)
-    for mask in range(1 << (count - 1)):
-        rows, current = [], [0]
-        for i in range(1, count):
-            if mask >> (i - 1) & 1:
-                rows.append(current)
-                current = []
-            current.append(i)
-        rows.append(current)
-        for combination in itertools.product(*(_row_options(row, options) for row in rows)):
-            width = max(option[0] for option in combination)
-            height = sum(option[1] for option in combination) + GROUP_GAP * (len(rows) - 1)
-            zoom = fitted_zoom(width, height)
-            if zoom > best_zoom + 1e-9:
-                best_zoom, best = zoom, [option[2] for option in combination]
-            if zoom > clear_zoom + 1e-9 and not _covered([o[:2] for o in combination], width, height):
-                clear_zoom, clear = zoom, [option[2] for option in combination]
-    return clear if clear is not None and clear_zoom >= READABLE_ZOOM + 0.005 else best
+    for runs in _splits(len(groups)):
+        for across, choose in ((0, _row_options), (1, _stack_options)):
+            if across == 1 and len(runs) == 1:
+                continue  # one stack: the same as one group per row
+            for combination in itertools.product(*(choose(run, options) for run in runs)):
+                if across == 0:
+                    width = max(c[0] for c in combination)
+                    height = sum(c[1] for c in combination) + GROUP_GAP * (len(runs) - 1)
+                else:
+                    width = sum(c[0] for c in combination) + GROUP_GAP * (len(runs) - 1)
+                    height = max(c[1] for c in combination)
+                zoom = _nodes_zoom(width, height)
+                for ends in itertools.product((False, True), repeat=len(runs)):
+                    placed = _place_runs(combination, across, ends)
+                    if placed is not None:
+                        yield zoom, placed
+
+
+def _nodes_zoom(width: float, height: float) -> float:
+    """The zoom the frontend fits groups spanning width x height at: it fits the nodes, which
+    stand inside the outer groups' padding (the first group's title above them)."""
+    return fitted_zoom(width - 2 * GROUP_PAD[0], height - (GROUP_PAD[1] - TITLE_HEIGHT) - GROUP_PAD[0])
+
+
+def _place_runs(combination, across: int, ends: tuple[bool, ...]) -> list[_Placed] | None:
+    """Groups placed run by run; ``ends`` aligns a run's groups to its bottom (rows) or its
+    stack to the bottom of the tallest (stacks). None where aligning changes nothing."""
+    placed, start = [], 0.0
+    full = max(c[1] for c in combination) if across == 1 else 0.0
+    for (run_width, run_height, choice), to_end in zip(combination, ends, strict=True):
+        shift_any = False
+        offset = 0.0
+        for i, columns in choice:
+            width, height = _extent(columns)
+            if across == 0:
+                top = start + (run_height - height if to_end and i != 0 else 0.0)
+                shift_any |= top != start
+                placed.append(_Placed(i, columns, offset, top, width, height))
+                offset += width + GROUP_GAP
+            else:
+                drop = full - run_height if to_end and choice[0][0] != 0 else 0.0
+                shift_any |= drop > 0
+                placed.append(_Placed(i, columns, start, offset + drop, width, height))
+                offset += height + GROUP_GAP
+        if to_end and not shift_any:
+            return None
+        start += (run_height if across == 0 else run_width) + GROUP_GAP
+    return placed
+
+
+def _place_nodes(placed: list[_Placed]) -> None:
+    for box in placed:
+        column_x = box.left + GROUP_PAD[0]
+        for column in box.columns:
+            y = box.top + GROUP_PAD[1]
+            for node in column:
+                node.pos = (column_x, y)
+                y += node.size[1] + GAP_Y
+            column_x += max(n.size[0] for n in column) + GAP_X
+
+
+def title_band(title: str, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """The part of a group (x0, y0, x1, y1) its title is drawn on."""
+    x0, y0, x1, _ = box
+    return (x0, y0, x0 + min(x1 - x0, GROUP_TITLE_CHAR * len(title) + GROUP_FONT), y0 + GROUP_FONT * 1.4)
+
+
+def slot_positions(node: Node, definition: dict) -> tuple[dict[str, tuple[float, float]], list[tuple[float, float]]]:
+    """Where the frontend draws the node's input sockets (by name) and outputs, relative to
+    its position: linkable inputs and outputs in rows from the top, a widget's socket on the
+    widget's own row below them."""
+    sockets = [name for name, spec, _ in _inputs(definition) if not is_widget(spec)]
+    outputs = [(node.size[0] - 9, SLOT_FIRST + SLOT_ROW * j) for j in range(len(definition["output"]))]
+    inputs = {name: (10.0, SLOT_FIRST + SLOT_ROW * k) for k, name in enumerate(sockets)}
+    row = WIDGET_FIRST + SLOT_ROW * max(len(sockets), len(outputs))
+    for name, spec, _ in _inputs(definition):
+        if is_widget(spec):
+            inputs[name] = (10.0, row)
+            row += WIDGET_ROW * (1 + len([x for x in _extra_after(node.type, name, spec) if x == "fixed"]))
+    return inputs, outputs
+
+
+def _wire(p, q, samples: int = 64):
+    """The spline LiteGraph draws from output ``p`` to input ``q``: its control points a
+    quarter of the distance out along x."""
+    import numpy as np
+
+    reach = 0.25 * float(np.hypot(q[0] - p[0], q[1] - p[1]))
+    c1, c2 = (p[0] + reach, p[1]), (q[0] - reach, q[1])
+    t = np.linspace(0.0, 1.0, samples + 1)[:, None]
+    u = 1 - t
+    return u ** 3 * np.array(p) + 3 * u * u * t * np.array(c1) + 3 * u * t * t * np.array(c2) + t ** 3 * np.array(q)
+
+
+def layout_problems(groups: list[tuple[str, tuple]], nodes: list[Node], links: list, definitions: dict) -> list[str]:
+    """What a user would see wrong once the frontend has opened the layout: a wire over a
+    group's title, a KEEP_CLEAR area over a group."""
+    by_id = {n.id: n for n in nodes}
+    bands = [(title, title_band(title, box)) for title, box in groups]
+    problems = []
+    slots = {n.id: slot_positions(n, definitions[n.type]) for n in nodes if n.type not in FRONTEND_ONLY}
+    for src, slot, dst, name in links:
+        a, b = by_id[src], by_id[dst]
+        out, inp = slots[src][1][slot], slots[dst][0][name]
+        curve = _wire((a.pos[0] + out[0], a.pos[1] + out[1]), (b.pos[0] + inp[0], b.pos[1] + inp[1]))
+        for title, (x0, y0, x1, y1) in bands:
+            inside = ((curve[:, 0] > x0 - 1) & (curve[:, 0] < x1 + 1) & (curve[:, 1] > y0 - 1) & (curve[:, 1] < y1 + 1))
+            if inside.any():
+                problems.append(f"wire {a.title or a.type} -> {b.title or b.type} over group {title!r}")
+    x0 = min(n.pos[0] for n in nodes)
+    y0 = min(n.pos[1] - TITLE_HEIGHT for n in nodes)
+    x1 = max(n.pos[0] + n.size[0] for n in nodes)
+    y1 = max(n.pos[1] + n.size[1] for n in nodes)
+    zoom = fitted_zoom(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    for title, (gx0, gy0, gx1, gy1) in groups:
+        screen = ((gx0 - cx) * zoom + WINDOW[0] / 2, (gy0 - cy) * zoom + WINDOW[1] / 2,
+                  (gx1 - cx) * zoom + WINDOW[0] / 2, (gy1 - cy) * zoom + WINDOW[1] / 2)
+        for area in KEEP_CLEAR:
+            if screen[0] < area[2] and area[0] < screen[2] and screen[1] < area[3] and area[1] < screen[3]:
+                problems.append(f"group {title!r} under the notice at {area}")
+    return problems
+
+
+def ui_layout_problems(ui: dict, definitions: dict) -> list[str]:
+    """``layout_problems`` of a UI workflow as saved."""
+    nodes = [Node(n["id"], n["type"], title=n.get("title"), size=tuple(n["size"]), pos=tuple(n["pos"]))
+             for n in ui["nodes"]]
+    by_id = {n["id"]: n for n in ui["nodes"]}
+    links = [(src, slot, dst, by_id[dst]["inputs"][dst_slot]["name"]) for _, src, slot, dst, dst_slot, _ in ui["links"]]
+    groups = [(g["title"], (g["bounding"][0], g["bounding"][1], g["bounding"][0] + g["bounding"][2],
+                            g["bounding"][1] + g["bounding"][3])) for g in ui["groups"]]
+    return layout_problems(groups, nodes, links, definitions)
+
+
+#: How many of the best-fitting layouts are checked for wires and notices before settling.
+LAYOUTS_CHECKED = 4000
+
+
+def _plan(graph: Graph, definitions: dict) -> list[_Placed]:
+    """The layout the frontend fits at the largest zoom among those with nothing over a group
+    title and no group under a KEEP_CLEAR area; failing that, the readable one with the fewest
+    such problems (the largest zoom first)."""
+    found = sorted(_candidates(graph.groups), key=lambda c: -c[0])
+    best, best_key = found[0][1], None
+    for zoom, placed in found[:LAYOUTS_CHECKED]:
+        if zoom < READABLE_ZOOM + 0.001:
+            break
+        problems = _problems(graph, placed, definitions)
+        key = (len(problems), -zoom)
+        if best_key is None or key < best_key:
+            best, best_key = placed, key
+        if not problems:
+            break
+    return best
+
+
+def _problems(graph: Graph, placed: list[_Placed], definitions: dict) -> list[str]:
+    _place_nodes(placed)
+    groups = [(graph.groups[b.index].title, (b.left, b.top, b.left + b.width, b.top + b.height)) for b in placed]
+    return layout_problems(groups, graph.nodes, graph.links, definitions)
 
 
 def layout(graph: Graph, definitions: dict) -> list[dict]:
-    """Groups read left to right and top to bottom: the rows and each group's columns are
-    chosen so the whole graph fits the window at the largest zoom (nodes keep their reading
-    order). Returns the UI group entries."""
+    """Groups read left to right and top to bottom: the arrangement of the groups and of each
+    group's columns is chosen so the whole graph fits the window at the largest zoom with
+    nothing over a group's title (nodes keep their reading order). Returns the UI group
+    entries."""
     for node in graph.nodes:
         node.size = estimate_size(node, definitions.get(node.type))
-    groups, top = [], 0.0
-    for row in _plan(graph.groups):
-        left, row_height = 0.0, 0.0
-        for i, columns in row:
-            group = graph.groups[i]
-            group.columns = columns
-            width, height = _extent(columns)
-            column_x = left + GROUP_PAD[0]
-            for column in columns:
-                y = top + GROUP_PAD[1]
-                for node in column:
-                    node.pos = (column_x, y)
-                    y += node.size[1] + GAP_Y
-                column_x += max(n.size[0] for n in column) + GAP_X
-            groups.append({"title": group.title, "bounding": [left, top, width, height], "color": group.color,
-                           "font_size": 24, "flags": {}})
-            left += width + GROUP_GAP
-            row_height = max(row_height, height)
-        top += row_height + GROUP_GAP
-    order = {g.title: k for k, g in enumerate(graph.groups)}
-    return sorted(groups, key=lambda g: order[g["title"]])
+    placed = _plan(graph, definitions)
+    _place_nodes(placed)
+    entries = []
+    for box in sorted(placed, key=lambda b: b.index):
+        group = graph.groups[box.index]
+        group.columns = box.columns
+        entries.append({"title": group.title, "bounding": [box.left, box.top, box.width, box.height],
+                        "color": group.color, "font_size": GROUP_FONT, "flags": {}})
+    return entries
 
 
 def node_bounds(ui: dict) -> tuple[float, float, float, float]:

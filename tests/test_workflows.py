@@ -69,6 +69,55 @@ def test_the_whole_graph_fitted_to_a_1600x900_window_is_readable(name):
     assert note["pos"][0] == x0 and note["pos"][1] - W.TITLE_HEIGHT == y0  # the start note is the top-left node
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_no_wire_crosses_a_group_title_and_no_group_sits_under_the_missing_model_notice(name):
+    assert W.ui_layout_problems(load(name), W.node_definitions(B.WORKFLOWS[name][2][-1])) == []
+
+
+def test_the_layout_check_sees_a_wire_over_a_title_and_a_group_under_the_notice():
+    """Groups stacked so the mesh group's first node takes a wire from the upper right: the
+    wire crosses its title; pushed to the top right of a wide graph, a group sits under 0.27's notice."""
+    definitions = W.node_definitions()
+    decode = W.Node(1, "VAEDecode", pos=(700.0, 100.0), size=(157, 46))
+    recon = W.Node(2, "SyncDreamerReconstruct", pos=(12.0, 500.0), size=(315, 246))
+    groups = [("2. Views", (600.0, 0.0, 900.0, 300.0)), ("3. Textured mesh", (0.0, 414.0, 400.0, 800.0))]
+    links = [(1, 0, 2, "views")]
+    assert W.layout_problems(groups, [decode, recon], links, definitions) == [
+        "wire VAEDecode -> SyncDreamerReconstruct over group '3. Textured mesh'"]
+    recon.pos = (1000.0, 100.0)  # beside it instead: the wire enters from the left
+    groups[1] = ("3. Textured mesh", (988.0, 14.0, 1400.0, 360.0))
+    assert not [p for p in W.layout_problems(groups, [decode, recon], links, definitions) if p.startswith("wire")]
+    spread = [W.Node(3, "VAEDecode", pos=(0.0, 30.0), size=(157, 46)),
+              W.Node(4, "VAEDecode", pos=(1500.0, 30.0), size=(157, 46)),
+              W.Node(5, "VAEDecode", pos=(0.0, 900.0), size=(157, 46))]
+    far = [("left", (-12.0, -56.0, 200.0, 1000.0)), ("right", (1400.0, -56.0, 1700.0, 300.0))]
+    assert W.layout_problems(far, spread, [], definitions) == [
+        f"group 'right' under the notice at {W.KEEP_CLEAR[0]}"]
+
+
+def test_sockets_sit_where_the_frontends_draw_them():
+    """Measured in frontends 1.45.20 and 1.27.10 (``getConnectionPos`` minus the node's position)."""
+    definitions = W.node_definitions()
+    loader = W.Node(1, "SyncDreamerCheckpointLoader", size=(307, 148))
+    inputs, outputs = W.slot_positions(loader, definitions[loader.type])
+    assert outputs == [(298, 14), (298, 34), (298, 54)]
+    sampler = W.Node(2, "SyncDreamerSampler", size=(270, 334))
+    inputs, outputs = W.slot_positions(sampler, definitions[sampler.type])
+    assert [inputs[k] for k in ("syncdreamer_model", "clip_vision", "elevation", "seed", "steps")] == [
+        (10, 14), (10, 74), (10, 96), (10, 120), (10, 168)]  # steps below seed's control_after_generate row
+    estimate = W.Node(3, "SyncDreamerEstimateElevation", size=(327, 122))
+    inputs, outputs = W.slot_positions(estimate, definitions[estimate.type])
+    assert inputs["views"] == (10, 54) and inputs["first_guess"] == (10, 76) and outputs[2] == (318, 54)
+
+
+def test_the_readme_states_each_templates_fitted_zoom():
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| template (1600x900) | fitted zoom |"):]
+    for name, (title, _, _) in B.WORKFLOWS.items():
+        stated = next(line for line in table.splitlines() if line.startswith(f"| {title.removeprefix('SyncDreamer - ')} |"))
+        assert stated.split("|")[2].strip() == f"{100 * W.template_zoom(load(name)):.1f} %", title
+
+
 def test_the_fitted_zoom_follows_the_frontends_rule():
     margin = W.BOUNDS_MARGIN
     assert W.fitted_zoom(1600 - margin, 900 - margin) == pytest.approx(0.75)

@@ -188,8 +188,8 @@ def test_image_to_3d_workflow_ends_in_a_textured_glb_and_a_turntable(comfy):
     assert "progress" in events
     client = ComfyClient(comfy.server)
     downloads = comfy.base / "downloads"
-    strip = client.download(entry["outputs"][by_type["SaveImage"]]["images"][0], downloads)
-    assert Image.open(strip).size == (4096, 256)  # the reference's 1x16 strip
+    grid = client.download(entry["outputs"][by_type["SaveImage"]]["images"][0], downloads)
+    assert Image.open(grid).size == (1024, 1024)  # the 16 views as a 4x4 grid
     ours = trimesh.load(client.download(entry["outputs"][by_type["SyncDreamerSaveMesh"]]["3d"][0], downloads),
                         force="mesh")
     assert len(ours.faces) > 1000 and ours.visual.kind == "texture"
@@ -223,7 +223,7 @@ def test_the_stable_diffusion_half_runs_end_to_end(comfy, name):
     by_type = {node["class_type"]: key for key, node in workflow.items()}
     entry = run(comfy, workflow)
     assert_success(entry)
-    assert len(entry["outputs"][by_type["SaveImage"]]["images"]) == 1  # the strip of 16 views
+    assert len(entry["outputs"][by_type["SaveImage"]]["images"]) == 1  # the 16 views as a grid
     sd_image = entry["outputs"][by_type["PreviewImage"]]["images"]
     assert sd_image
 
