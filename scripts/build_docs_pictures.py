@@ -60,13 +60,14 @@ def printable(size_mm: float = 80.0) -> np.ndarray:
 
 
 def main() -> None:
-    from thumbnails import chicken_results
+    from thumbnails import example_results
 
     from syncdreamer_core.files import EXAMPLES
     from syncdreamer_core.preprocess import prepare_input
 
     DOCS.mkdir(parents=True, exist_ok=True)
-    grid, spin = chicken_results(frames=6)
+    example = example_results(frames=6)
+    grid, spin = example.grid, example.spin
     Image.fromarray(grid).resize((512, 512), Image.LANCZOS).save(DOCS / "views-grid.jpg", quality=85)
     Image.fromarray(np.concatenate(list(spin), 1)).save(DOCS / "turntable.jpg", quality=85)
     Image.fromarray(np.concatenate(list(vertex_colour_spin(frames=6)), 1)).save(DOCS / "turntable-vertex-colours.jpg",

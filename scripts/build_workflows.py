@@ -4,9 +4,12 @@ example_workflows/api/<name>.json (API format, for POST /prompt and comfy_client
 
     python scripts/build_workflows.py            # workflows and thumbnails
     python scripts/build_workflows.py --no-thumbnails
+    python scripts/build_workflows.py --thumbnails-from 127.0.0.1:8188
 
-The thumbnails are real results: the bundled SyncDreamer views of a chicken, and the
-textured mesh this pack reconstructs from them.
+Each thumbnail shows the template's input and results: with --thumbnails-from, those of a
+run of that template on a ComfyUI that has the checkpoints; else an example (the bundled
+SyncDreamer views of a toy and the textured mesh this pack reconstructs from them), marked
+as one.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ SD15_URL = f"https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/reso
 BIREFNET = "birefnet.safetensors"
 BIREFNET_URL = f"https://huggingface.co/Comfy-Org/BiRefNet/resolve/main/background_removal/{BIREFNET}"
 TEAPOT = "syncdreamer_teapot.png"
+#: Titles of the nodes a card's results are read from.
+VIEWS_TITLE = "The 16 views (saved)"
+RANKED_TITLE = "All candidates, best first"
+SD_OBJECT_TITLE = "Stable Diffusion's object"
 SKETCH = "syncdreamer_sketch_mug.png"
 
 # The start note is set in level-2 headings: the frontends draw a note's body text at 10 px
@@ -76,7 +83,7 @@ class Chain:
         self.decode = Node(next(i), "VAEDecode")
         self.grid = Node(next(i), "SyncDreamerComposeViews", {"layout": "grid"}, title="Views as 4x4 grid")
         # one node shows the views and saves them (Split Views reads the grid back)
-        self.preview = Node(next(i), "SaveImage", {"filename_prefix": "syncdreamer/views"}, title="The 16 views (saved)")
+        self.preview = Node(next(i), "SaveImage", {"filename_prefix": "syncdreamer/views"}, title=VIEWS_TITLE)
         self.recon = Node(next(i), "SyncDreamerReconstruct", dict(RECON_WIDGETS))
         self.save_mesh = Node(next(i), "SyncDreamerSaveMesh", {"filename_prefix": "syncdreamer/mesh", "format": "glb",
                                                                "up_axis": "y"})
@@ -182,7 +189,7 @@ def sd_front(first_id: int, prompt: str, negative: str, img2img: bool):
                                                        "scheduler": "karras", "denoise": 1.0})
     nodes["decode"] = Node(next(i), "VAEDecode")
     nodes["mask"] = Node(next(i), "SyncDreamerWhiteBackgroundMask")
-    nodes["show"] = Node(next(i), "PreviewImage", title="Stable Diffusion's object")
+    nodes["show"] = Node(next(i), "PreviewImage", title=SD_OBJECT_TITLE)
     n = nodes
     links = [(n["ckpt"].id, 0, n["ksampler"].id, "model"), (n["ckpt"].id, 1, n["prompt"].id, "clip"),
              (n["ckpt"].id, 1, n["negative"].id, "clip"), (n["prompt"].id, 0, n["ksampler"].id, "positive"),
@@ -233,7 +240,7 @@ def candidates() -> Graph:
     chain = Chain(10, elevation=0.0, crop_size=180, mask_is_background=True, batch_size=4)
     rank = Node(40, "SyncDreamerRankCandidates")
     ranked = Node(41, "SyncDreamerComposeViews", {"layout": "grid"}, title="Ranked candidates (best first)")
-    show_ranked = Node(42, "PreviewImage", title="All candidates, best first")
+    show_ranked = Node(42, "PreviewImage", title=RANKED_TITLE)
     intro = note(90, "Best of 4: start here", start_note(
         "Press Run: four candidates at once, the most consistent one is meshed.", MODELS_NOTE))
     groups = [chain.input_group(intro, [load]), chain.generate_group(),
@@ -302,6 +309,8 @@ def build(name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-thumbnails", action="store_true")
+    parser.add_argument("--thumbnails-from", metavar="HOST:PORT",
+                        help="a running ComfyUI with the checkpoints: each card from a run of its template")
     args = parser.parse_args()
     (OUT / "api").mkdir(parents=True, exist_ok=True)
     for name, (title, _, hosts) in WORKFLOWS.items():
@@ -312,7 +321,8 @@ def main() -> None:
     if not args.no_thumbnails:
         from thumbnails import write_thumbnails
 
-        write_thumbnails({name: OUT / f"{title}.jpg" for name, (title, _, _) in WORKFLOWS.items()})
+        write_thumbnails({name: OUT / f"{title}.jpg" for name, (title, _, _) in WORKFLOWS.items()},
+                         args.thumbnails_from)
 
 
 if __name__ == "__main__":

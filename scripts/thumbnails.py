@@ -1,11 +1,19 @@
 """Thumbnails of the shipped workflows: each names the workflow and what it does in letters
-a template card shows legibly, then the input that workflow starts from, and (marked as an
-example) real results: the 16 views SyncDreamer generated for a toy (bundled) and the
-textured mesh this pack reconstructs from them, turning."""
+a template card shows legibly, then the input that workflow starts from and its results.
+
+Without a ComfyUI that has the checkpoints, the results are an example (marked as one): the
+16 views SyncDreamer generated for a toy (bundled) and the textured mesh this pack
+reconstructs from them. Given a running ComfyUI with the SyncDreamer checkpoint (and SD 1.5
+for Text and Sketch to 3D), each card is made from a run of that very template:
+
+    python scripts/build_workflows.py --thumbnails-from 127.0.0.1:8188
+"""
 
 from __future__ import annotations
 
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,26 +31,80 @@ def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
-def chicken_results(frames: int = 4):
-    """(4x4 grid of the bundled views, turntable frames of their textured mesh)."""
+@dataclass
+class Results:
+    """What a card shows of a run: the 4x4 grid of views, frames of the mesh turning, the
+    input where the run made it (Text to 3D's drawing; else the template's bundled input), and
+    whether they are the shared example rather than this template's own run."""
+
+    grid: np.ndarray
+    spin: np.ndarray
+    input: Image.Image | None = None
+    example: bool = False
+
+
+def _spin(asset, frames: int = 4) -> np.ndarray:
+    from syncdreamer_core.recon.turntable import turntable
+
+    spin = turntable(asset, frames=frames, elevation_deg=20.0, size=PANEL // 2, light=0.35, start_azimuth_deg=20.0)
+    return (spin * 255).round().astype(np.uint8)
+
+
+def example_results(frames: int = 4) -> Results:
+    """The bundled views of a toy and the textured mesh made from them."""
     import torch
 
     from syncdreamer_core.files import EXAMPLES, load_views
     from syncdreamer_core.layout import compose_grid
     from syncdreamer_core.recon import make_asset, reconstruct_fast
-    from syncdreamer_core.recon.turntable import turntable
 
     views = load_views(EXAMPLES / "chicken-views.png")
     grid = compose_grid(torch.from_numpy(views))[0].numpy()
     asset = make_asset(reconstruct_fast(views, return_details=True), texture_size=1024, max_faces=30000)
-    spin = turntable(asset, frames=frames, elevation_deg=20.0, size=PANEL // 2, light=0.35, start_azimuth_deg=20.0)
-    return grid, (spin * 255).round().astype(np.uint8)
+    return Results(grid, _spin(asset, frames), example=True)
 
 
-def _input_panel(name: str) -> Image.Image:
+def run_results(client, name: str, workflow: dict | None = None, on_event=None) -> Results:
+    """Run template ``name`` (its API twin, or ``workflow``) on a ComfyUI and read the card's
+    parts from what it produced: the views it saved (Best of 4: the ranked candidates, best
+    first), the mesh Save Mesh wrote, Text to 3D's drawing."""
+    import build_workflows as B
+
+    from syncdreamer_core.comfy_http import ComfyError
+    from syncdreamer_core.recon.export import read_glb
+
+    if workflow is None:
+        from comfy_client import load_workflow
+
+        workflow = load_workflow(name)
+    entry = client.wait(client.submit(workflow), on_event)
+    status = entry.get("status", {})
+    if status.get("status_str") != "success":
+        errors = [m[1].get("exception_message") for m in status.get("messages", []) if m[0] == "execution_error"]
+        raise ComfyError(f"{name} failed on the server: {errors[0] if errors else status}")
+    titled = {node.get("_meta", {}).get("title"): key for key, node in workflow.items()}
+    outputs = entry["outputs"]
+    with tempfile.TemporaryDirectory(prefix="syncdreamer-card-") as folder:
+        def image(title: str) -> Image.Image:
+            with Image.open(client.download(outputs[titled[title]]["images"][0], Path(folder))) as picture:
+                return picture.convert("RGB")
+
+        grid = np.asarray(image(B.RANKED_TITLE if name == "candidates" else B.VIEWS_TITLE))
+        save = next(key for key, node in workflow.items() if node["class_type"] == "SyncDreamerSaveMesh")
+        mesh = read_glb(client.download(outputs[save]["3d"][0], Path(folder)), workflow[save]["inputs"]["up_axis"])
+        drawn = image(B.SD_OBJECT_TITLE) if name == "text_to_3d" else None
+    return Results(grid, _spin(mesh), drawn)
+
+
+def _input_panel(name: str, drawn: Image.Image | None = None) -> Image.Image:
     from syncdreamer_core.files import EXAMPLES
 
     panel = Image.new("RGB", (PANEL, PANEL), (255, 255, 255))
+    if drawn is not None:
+        image = drawn.copy()
+        image.thumbnail((PANEL, PANEL))
+        panel.paste(image, ((PANEL - image.width) // 2, (PANEL - image.height) // 2))
+        return panel
     if name == "text_to_3d":
         draw = ImageDraw.Draw(panel)
         draw.multiline_text((18, 40), '"a cute cartoon toy\nrobot, full body,\ncentered, 3d render,\nplain white '
@@ -76,7 +138,7 @@ ACCENTS = {"image_to_3d": (74, 144, 226), "text_to_3d": (226, 140, 60), "sketch_
            "image_to_3d_background_removal": (220, 200, 70)}
 
 
-def thumbnail(name: str, grid: np.ndarray, spin: np.ndarray) -> Image.Image:
+def thumbnail(name: str, results: Results) -> Image.Image:
     """The caption as large as a card shows legibly (the browser draws cards about 300 px
     wide: 64 px here is 20 px there), then the template's own input, the views and the mesh."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
@@ -87,18 +149,20 @@ def thumbnail(name: str, grid: np.ndarray, spin: np.ndarray) -> Image.Image:
     draw.text((38, 96), subtitle, fill=ACCENTS[name], font=_font(34))
     top, panel = 160, 256
     gap = (WIDTH - 36 - 3 * panel) // 3
-    image.paste(_input_panel(name).resize((panel, panel), Image.LANCZOS), (36, top))
-    image.paste(Image.fromarray(grid).resize((panel, panel), Image.LANCZOS), (36 + panel + gap, top))
+    image.paste(_input_panel(name, results.input).resize((panel, panel), Image.LANCZOS), (36, top))
+    image.paste(Image.fromarray(results.grid).resize((panel, panel), Image.LANCZOS), (36 + panel + gap, top))
     tiles = Image.new("RGB", (PANEL, PANEL), (255, 255, 255))
     half = PANEL // 2
-    for i, frame in enumerate(spin[:4]):
+    for i, frame in enumerate(results.spin[:4]):
         tiles.paste(Image.fromarray(frame), ((i % 2) * half, (i // 2) * half))
     image.paste(tiles.resize((panel, panel), Image.LANCZOS), (36 + 2 * (panel + gap), top))
-    labels = ("its input", "16 views *", "textured mesh *")
+    mark = " *" if results.example else ""
+    labels = ("its input", f"16 views{mark}", f"textured mesh{mark}")
     for i, label in enumerate(labels):
         draw.text((36 + i * (panel + gap), top + panel + 10), label, fill=(225, 225, 225), font=_font(30))
-    draw.text((36, HEIGHT - 34), "* example: SyncDreamer's own views of a toy, meshed by this pack",
-              fill=(150, 150, 150), font=_font(20))
+    if results.example:
+        draw.text((36, HEIGHT - 34), "* example: SyncDreamer's own views of a toy, meshed by this pack",
+                  fill=(150, 150, 150), font=_font(20))
     for i in range(2):
         x = 36 + (i + 1) * (panel + gap) - gap // 2
         y = top + panel // 2
@@ -106,8 +170,22 @@ def thumbnail(name: str, grid: np.ndarray, spin: np.ndarray) -> Image.Image:
     return image
 
 
-def write_thumbnails(paths: dict[str, Path]) -> None:
-    grid, spin = chicken_results()
+def write_thumbnails(paths: dict[str, Path], server: str | None = None) -> None:
+    """Every card: from a run of its template on ``server`` (a template that host cannot run
+    keeps its card), else with the example results."""
+    import build_workflows as B
+
+    if server is None:
+        shared = example_results()
+    else:
+        from syncdreamer_core.comfy_http import ComfyClient
+
+        client = ComfyClient(server)
+        version = client.get_json("/system_stats")["system"]["comfyui_version"]
     for name, path in paths.items():
-        thumbnail(name, grid, spin).save(path, quality=88)
-        print(f"wrote {path.name}")
+        if server is not None and version not in B.WORKFLOWS[name][2]:
+            print(f"kept {path.name}: ComfyUI {version} cannot run it")
+            continue
+        results = shared if server is None else run_results(client, name)
+        thumbnail(name, results).save(path, quality=88)
+        print(f"wrote {path.name}" + (" (example results)" if results.example else f" (a run on {server})"))

@@ -84,6 +84,20 @@ def test_glb_carries_uvs_and_an_embedded_srgb_png_texture(tmp_path, textured):
     assert np.asarray(reloaded.visual.material.baseColorTexture).shape[:2] == (512, 512)
 
 
+def test_a_saved_glb_reads_back_as_the_same_asset(tmp_path, textured):
+    from syncdreamer_core.recon.export import read_glb
+
+    for up in ("y", "z"):
+        export_asset(textured, tmp_path / f"{up}.glb", up_axis=up)
+        back = read_glb(tmp_path / f"{up}.glb", up_axis=up)
+        assert np.allclose(back.vertices, textured.vertices, atol=1e-5) and (back.faces == textured.faces).all()
+        assert np.allclose(back.uvs, textured.uvs, atol=1e-6) and (back.texture == textured.texture).all()
+    box = trimesh.creation.box()
+    srgb = np.linspace(0.1, 0.9, len(box.vertices) * 3).reshape(-1, 3).astype(np.float32)
+    export_asset(MeshAsset(box.vertices, box.faces, vertex_colors=srgb), tmp_path / "v.glb")
+    assert np.allclose(read_glb(tmp_path / "v.glb").vertex_colors, srgb, atol=1e-5)
+
+
 def test_glb_vertex_colours_are_stored_linear(tmp_path):
     box = trimesh.creation.box()
     srgb = np.full((len(box.vertices), 3), 0.5, np.float32)

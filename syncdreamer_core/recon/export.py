@@ -66,6 +66,52 @@ def export_asset(asset: MeshAsset, path: str | os.PathLike, file_format: str | N
     return [str(path)]
 
 
+def read_glb(path: str | os.PathLike, up_axis: str = "y") -> MeshAsset:
+    """A GLB as Save Mesh writes it (one mesh: positions, indices, and a base-colour texture
+    with UVs or linear vertex colours) back as an asset in SyncDreamer's z-up frame."""
+    import pygltflib as G
+    from PIL import Image
+
+    from ..colorspace import linear_to_srgb
+
+    if up_axis not in ("y", "z"):
+        raise ExportError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+    gltf = G.GLTF2().load(str(path))
+    blob = gltf.binary_blob()
+    if not gltf.meshes or blob is None:
+        raise ExportError(f"{path} holds no binary mesh")
+    kinds = {G.FLOAT: np.float32, G.UNSIGNED_INT: np.uint32, G.UNSIGNED_SHORT: np.uint16, G.UNSIGNED_BYTE: np.uint8}
+    widths = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+
+    def read(index: int | None) -> np.ndarray | None:
+        if index is None:
+            return None
+        accessor = gltf.accessors[index]
+        view = gltf.bufferViews[accessor.bufferView]
+        start = (view.byteOffset or 0) + (accessor.byteOffset or 0)
+        width = widths[accessor.type]
+        data = np.frombuffer(blob, kinds[accessor.componentType], accessor.count * width, start)
+        return data.reshape(accessor.count, width) if width > 1 else data
+
+    primitive = gltf.meshes[0].primitives[0]
+    attributes = primitive.attributes
+    uvs, texture, colors = read(attributes.TEXCOORD_0), None, read(attributes.COLOR_0)
+    info = gltf.materials[primitive.material].pbrMetallicRoughness.baseColorTexture if gltf.materials else None
+    if uvs is not None and info is not None:
+        image = gltf.images[gltf.textures[info.index].source]
+        view = gltf.bufferViews[image.bufferView]
+        png = blob[view.byteOffset or 0:(view.byteOffset or 0) + view.byteLength]
+        texture = np.array(Image.open(io.BytesIO(png)).convert("RGB"))
+    else:
+        uvs = None
+    if colors is not None:
+        colors = linear_to_srgb(colors[:, :3].astype(np.float32))
+    asset = MeshAsset(read(attributes.POSITION).astype(np.float32), read(primitive.indices).reshape(-1, 3).astype(np.int64),
+                      uvs=None if uvs is None else uvs.astype(np.float32), texture=texture,
+                      vertex_colors=None if texture is not None else colors)
+    return asset.from_y_up() if up_axis == "y" else asset
+
+
 def write_obj(asset: MeshAsset, path: Path) -> list[str]:
     from trimesh.exchange.obj import export_obj
 

@@ -228,6 +228,23 @@ def test_the_stable_diffusion_half_runs_end_to_end(comfy, name):
     assert sd_image
 
 
+@pytest.mark.parametrize("name", ["text_to_3d", "candidates"])
+def test_a_template_card_is_made_from_a_run_of_that_template(comfy, name, tmp_path):
+    """``build_workflows.py --thumbnails-from``: the card's views, mesh and (Text to 3D) drawn
+    input are what that template's run produced."""
+    import thumbnails as T
+
+    if name == "text_to_3d":
+        comfy.ensure_sd15()
+    results = T.run_results(ComfyClient(comfy.server, timeout=900), name, shipped(name))
+    assert not results.example
+    assert results.grid.shape == (1024, 1024, 3)  # Best of 4: the best candidate's grid
+    assert (results.input is not None) == (name == "text_to_3d")
+    spin = results.spin.reshape(-1, 3).astype(float)
+    assert results.spin.shape[0] == 4 and (spin.std(0) > 10).all()  # the chicken's mesh turning, not a blank
+    T.thumbnail(name, results).save(tmp_path / "card.jpg")
+
+
 def test_client_script_runs_a_workflow_and_downloads_its_outputs(comfy, tmp_path):
     from comfy_client import main
 
