@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from syncdreamer_core.comfy_http import ComfyClient, ComfyError  # noqa: E402
+from syncdreamer_core.comfy_http import ComfyClient, ComfyError, run_failure  # noqa: E402
 
 __all__ = ["ComfyClient", "ComfyError", "load_workflow", "main"]
 
@@ -78,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running node {data['node']}", flush=True)
 
     entry = client.wait(prompt_id, show)
-    status = entry.get("status", {})
-    if status.get("status_str") != "success":
-        errors = [m[1] for m in status.get("messages", []) if m[0] == "execution_error"]
-        print(f"failed: {errors[0].get('exception_message') if errors else status}", file=sys.stderr)
+    failure = run_failure(entry)
+    if failure is not None:
+        print(f"failed: {failure}", file=sys.stderr)
         return 1
     for path in client.download_outputs(entry, Path(args.out)):
         print(path)

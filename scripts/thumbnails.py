@@ -70,7 +70,7 @@ def run_results(client, name: str, workflow: dict | None = None, on_event=None) 
     first), the mesh Save Mesh wrote, Text to 3D's drawing."""
     import build_workflows as B
 
-    from syncdreamer_core.comfy_http import ComfyError
+    from syncdreamer_core.comfy_http import ComfyError, run_failure
     from syncdreamer_core.recon.export import read_glb
 
     if workflow is None:
@@ -78,10 +78,9 @@ def run_results(client, name: str, workflow: dict | None = None, on_event=None) 
 
         workflow = load_workflow(name)
     entry = client.wait(client.submit(workflow), on_event)
-    status = entry.get("status", {})
-    if status.get("status_str") != "success":
-        errors = [m[1].get("exception_message") for m in status.get("messages", []) if m[0] == "execution_error"]
-        raise ComfyError(f"{name} failed on the server: {errors[0] if errors else status}")
+    failure = run_failure(entry)
+    if failure is not None:
+        raise ComfyError(f"{name} failed on the server: {failure}")
     titled = {node.get("_meta", {}).get("title"): key for key, node in workflow.items()}
     outputs = entry["outputs"]
     with tempfile.TemporaryDirectory(prefix="syncdreamer-card-") as folder:

@@ -81,6 +81,20 @@ class OutputFile:
     local_name: str
 
 
+def run_failure(entry: dict) -> str | None:
+    """None when a /history entry ran to success, else why not: the nodes' error messages,
+    or the status it ended with."""
+    status = entry.get("status", {}) if isinstance(entry, dict) else {}
+    if not isinstance(status, dict):
+        status = {"status_str": status}
+    if status.get("status_str") == "success":
+        return None
+    messages = status.get("messages", [])
+    errors = [m[1].get("exception_message", "") for m in messages if isinstance(messages, list)
+              and isinstance(m, list) and len(m) == 2 and m[0] == "execution_error" and isinstance(m[1], dict)]
+    return "; ".join(map(str, errors)) or f"the workflow ended with status {str(status)[:200]}"
+
+
 def output_files(entry: dict) -> list[OutputFile]:
     """Every file a /history entry lists, each with a unique, safe local name
     ``<node>-<base name>`` (duplicates numbered). Raises ServerAnswerError for a

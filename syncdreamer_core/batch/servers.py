@@ -45,7 +45,7 @@ class ServerWorker:
         self.max_file_bytes, self.file_seconds = int(max_file_mb * 2**20), file_seconds
 
     def run(self, item_path: str, workflow: dict, image_node: str, folder: str) -> dict:
-        from ..comfy_http import ComfyClient, ComfyError, ServerAnswerError, output_files
+        from ..comfy_http import ComfyClient, ComfyError, ServerAnswerError, output_files, run_failure
 
         client = ComfyClient(self.server, timeout=self.timeout, max_file_bytes=self.max_file_bytes,
                              file_seconds=self.file_seconds)
@@ -63,11 +63,9 @@ class ServerWorker:
             raise ItemFailed(str(error)) from None
         try:
             entry = client.wait(prompt_id)
-            status = entry.get("status", {})
-            if status.get("status_str") != "success":
-                messages = [m[1].get("exception_message", "") for m in status.get("messages", [])
-                            if isinstance(m, list) and len(m) == 2 and m[0] == "execution_error" and isinstance(m[1], dict)]
-                raise ItemFailed("; ".join(map(str, messages)) or f"the workflow ended with status {str(status)[:200]}")
+            failure = run_failure(entry)
+            if failure is not None:
+                raise ItemFailed(failure)
             files = output_files(entry)
             for file in files:
                 client.download(file, Path(folder))
