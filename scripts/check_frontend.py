@@ -166,8 +166,7 @@ def check(page, title: str, ui: dict, out: Path) -> list[str]:
     problems = [f"unknown node type {n['type']}" for n in state["nodes"] if not n["known"]]
     if len(state["nodes"]) != len(ui["nodes"]):
         problems.append(f"the canvas holds {len(state['nodes'])} nodes, the workflow {len(ui['nodes'])}")
-    boxes = {n["id"]: (n["pos"][0], n["pos"][1] - W.TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
-             for n in state["nodes"]}
+    boxes = {n["id"]: W.node_box(n["pos"], n["size"]) for n in state["nodes"]}
     problems += [f"nodes {a} and {b} overlap" for a, b in W.overlaps(ui, boxes)]
     if state["scale"] < W.READABLE_ZOOM:
         problems.append(f"opens at {state['scale']:.0%} zoom, below the readable {W.READABLE_ZOOM:.0%}")

@@ -19,6 +19,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 #: The ComfyUI versions the pack is tested with; the last is the current one.
@@ -330,19 +332,11 @@ class _Placed:
     height: float
 
 
-def _row_options(row: list[int], options: list) -> list[tuple[float, float, list]]:
-    """Pareto-best (width, height, choice) of one row: for each height cap, every group of
-    the row takes its narrowest arrangement no taller than the cap."""
-    return _pareto(row, options, across=0)
-
-
-def _stack_options(stack: list[int], options: list) -> list[tuple[float, float, list]]:
-    """The same for groups stacked top to bottom: for each width cap, the shortest."""
-    return _pareto(stack, options, across=1)
-
-
 def _pareto(members: list[int], options: list, across: int) -> list[tuple[float, float, list]]:
-    along = 1 - across  # the axis the members share (a row's height, a stack's width)
+    """Pareto-best (width, height, choice) of groups side by side (``across`` 0, a row) or
+    stacked (1): for each cap on the axis they share (a row's height, a stack's width), every
+    group takes its arrangement smallest across under the cap."""
+    along = 1 - across
     found = []
     for cap in sorted({e[along] for i in members for _, e in options[i]}):
         choice = []
@@ -380,10 +374,10 @@ def _candidates(groups: list[Group]):
 
     options = [[(columns, _extent(columns)) for columns in _arrangements(g)] for g in groups]
     for runs in _splits(len(groups)):
-        for across, choose in ((0, _row_options), (1, _stack_options)):
+        for across in (0, 1):
             if across == 1 and len(runs) == 1:
                 continue  # one stack: the same as one group per row
-            for combination in itertools.product(*(choose(run, options) for run in runs)):
+            for combination in itertools.product(*(_pareto(run, options, across) for run in runs)):
                 if across == 0:
                     width = max(c[0] for c in combination)
                     height = sum(c[1] for c in combination) + GROUP_GAP * (len(runs) - 1)
@@ -457,15 +451,13 @@ def slot_positions(node: Node, definition: dict) -> tuple[dict[str, tuple[float,
     for name, spec, _ in _inputs(definition):
         if is_widget(spec):
             inputs[name] = (10.0, row)
-            row += WIDGET_ROW * (1 + len([x for x in _extra_after(node.type, name, spec) if x == "fixed"]))
+            row += WIDGET_ROW * (2 if "fixed" in _extra_after(node.type, name, spec) else 1)  # + control_after_generate
     return inputs, outputs
 
 
 def _wire(p, q, samples: int = 64):
     """The spline LiteGraph draws from output ``p`` to input ``q``: its control points a
     quarter of the distance out along x."""
-    import numpy as np
-
     reach = 0.25 * float(np.hypot(q[0] - p[0], q[1] - p[1]))
     c1, c2 = (p[0] + reach, p[1]), (q[0] - reach, q[1])
     t = np.linspace(0.0, 1.0, samples + 1)[:, None]
@@ -488,10 +480,7 @@ def layout_problems(groups: list[tuple[str, tuple]], nodes: list[Node], links: l
             inside = ((curve[:, 0] > x0 - 1) & (curve[:, 0] < x1 + 1) & (curve[:, 1] > y0 - 1) & (curve[:, 1] < y1 + 1))
             if inside.any():
                 problems.append(f"wire {a.title or a.type} -> {b.title or b.type} over group {title!r}")
-    x0 = min(n.pos[0] for n in nodes)
-    y0 = min(n.pos[1] - TITLE_HEIGHT for n in nodes)
-    x1 = max(n.pos[0] + n.size[0] for n in nodes)
-    y1 = max(n.pos[1] + n.size[1] for n in nodes)
+    x0, y0, x1, y1 = bounds(node_box(n.pos, n.size) for n in nodes)
     zoom = fitted_zoom(x1 - x0, y1 - y0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     for title, (gx0, gy0, gx1, gy1) in groups:
@@ -560,10 +549,15 @@ def layout(graph: Graph, definitions: dict) -> list[dict]:
     return entries
 
 
+def bounds(boxes) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) around boxes."""
+    boxes = list(boxes)
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
 def node_bounds(ui: dict) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) around every node, title bars included: what the frontend fits."""
-    boxes = rectangles(ui).values()
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return bounds(rectangles(ui).values())
 
 
 def template_zoom(ui: dict) -> float:
@@ -760,10 +754,14 @@ def validate_ui(ui: dict, definitions: dict) -> list[str]:
     return problems
 
 
+def node_box(pos, size) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a node, the title bar (drawn above ``pos``) included."""
+    return (pos[0], pos[1] - TITLE_HEIGHT, pos[0] + size[0], pos[1] + size[1])
+
+
 def rectangles(ui: dict) -> dict[int, tuple[float, float, float, float]]:
-    """Node id -> (x0, y0, x1, y1), the title bar (drawn above ``pos``) included."""
-    return {n["id"]: (n["pos"][0], n["pos"][1] - TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
-            for n in ui["nodes"]}
+    """Node id -> its node_box."""
+    return {n["id"]: node_box(n["pos"], n["size"]) for n in ui["nodes"]}
 
 
 def overlaps(ui: dict, boxes: dict | None = None) -> list[tuple[int, int]]:
