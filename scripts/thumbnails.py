@@ -84,13 +84,19 @@ def run_results(client, name: str, workflow: dict | None = None, on_event=None) 
     titled = {node.get("_meta", {}).get("title"): key for key, node in workflow.items()}
     outputs = entry["outputs"]
     with tempfile.TemporaryDirectory(prefix="syncdreamer-card-") as folder:
+        def first_file(key: str | None, kind: str, what: str) -> Path:
+            files = (outputs.get(key) or {}).get(kind) or []
+            if not files:
+                raise ComfyError(f"{name}: the run produced no {what}")
+            return client.download(files[0], Path(folder))
+
         def image(title: str) -> Image.Image:
-            with Image.open(client.download(outputs[titled[title]]["images"][0], Path(folder))) as picture:
+            with Image.open(first_file(titled.get(title), "images", repr(title))) as picture:
                 return picture.convert("RGB")
 
         grid = np.asarray(image(B.RANKED_TITLE if name == "candidates" else B.VIEWS_TITLE))
         save = next(key for key, node in workflow.items() if node["class_type"] == "SyncDreamerSaveMesh")
-        mesh = read_glb(client.download(outputs[save]["3d"][0], Path(folder)), workflow[save]["inputs"]["up_axis"])
+        mesh = read_glb(first_file(save, "3d", "mesh"), workflow[save]["inputs"]["up_axis"])
         drawn = image(B.SD_OBJECT_TITLE) if name == "text_to_3d" else None
     return Results(grid, _spin(mesh), drawn)
 
