@@ -1,10 +1,16 @@
 """The Download checkpoint button of Load SyncDreamer Checkpoint (web/js/checkpoint_download.js):
-two routes on ComfyUI's server that fetch the official checkpoint into models/syncdreamer in
-the background and report how far it got. The URL and the folder are fixed here; a request
-cannot choose either.
+routes on ComfyUI's server that fetch the official checkpoint into models/syncdreamer in the
+background (the same download as ``python -m syncdreamer_core download``), report how far it
+got or why it failed, and cancel it. The URL and the folder are fixed here; a request cannot
+choose either.
 
-    GET  /syncdreamer/checkpoint           {"present", "state", "done", "total", "message", "file"}
+    GET  /syncdreamer/checkpoint           {"present", "state", "kind", "done", "total", "message", "file", "kept"}
     POST /syncdreamer/checkpoint/download  starts (or joins) the download; the same answer
+    POST /syncdreamer/checkpoint/cancel    stops it, keeping the bytes for a later resume; the same answer
+
+``present``: a checkpoint the loader can use is in models/syncdreamer (the official file whole,
+or any other checkpoint file); the button is shown only while none is. ``state``: idle,
+downloading, cancelling, failed, cancelled or done; ``kind`` says why it failed.
 """
 
 from __future__ import annotations
@@ -16,54 +22,103 @@ import threading
 
 from .common import MODEL_FOLDER
 
+BUTTON_NAME = "ComfyUI's Download checkpoint button"
+
 
 class CheckpointDownload:
-    """One download at a time for the whole server."""
+    """One download at a time for the whole server; a second press joins the first."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.state, self.done, self.total, self.message = "idle", 0, 0, ""
+        self.state, self.kind, self.done, self.total, self.message = "idle", "", 0, 0, ""
         self.thread: threading.Thread | None = None
+        self.cancel = None
 
     def status(self) -> dict:
         from syncdreamer_core.weights.download import OFFICIAL
 
-        return {"present": self.present(), "state": self.state, "done": self.done,
-                "total": self.total or OFFICIAL.size, "message": self.message, "file": OFFICIAL.filename}
+        present = self.present()
+        with self.lock:
+            if present and self.state in ("failed", "cancelled"):
+                self.state, self.kind, self.message = "idle", "", ""  # a checkpoint arrived another way
+            return {"present": present, "state": self.state, "kind": self.kind, "done": self.done,
+                    "total": self.total or OFFICIAL.size, "message": self.message, "file": OFFICIAL.filename,
+                    "kept": self.kept()}
 
     @staticmethod
-    def present() -> bool:
+    def kept() -> int:
+        """Bytes of a download that stopped (the next one continues from there)."""
         import folder_paths
 
         from syncdreamer_core.weights.download import OFFICIAL
 
-        return OFFICIAL.filename in folder_paths.get_filename_list(MODEL_FOLDER)
+        part = os.path.join(folder_paths.get_folder_paths(MODEL_FOLDER)[0], f"{OFFICIAL.filename}.part")
+        return os.path.getsize(part) if os.path.isfile(part) else 0
+
+    @staticmethod
+    def present() -> bool:
+        """A checkpoint the loader can use: any file in the list but a short official one."""
+        import folder_paths
+
+        from syncdreamer_core.weights.download import OFFICIAL
+
+        folder_paths.filename_list_cache.pop(MODEL_FOLDER, None)
+        for name in folder_paths.get_filename_list(MODEL_FOLDER):
+            if name != OFFICIAL.filename:
+                return True
+            path = folder_paths.get_full_path(MODEL_FOLDER, name)
+            if path and os.path.getsize(path) == OFFICIAL.size:
+                return True
+        return False
 
     def start(self) -> dict:
+        from syncdreamer_core.weights.download import Cancel
+
+        if not self.present():
+            with self.lock:
+                if self.state not in ("downloading", "cancelling"):
+                    self.state, self.kind, self.message = "downloading", "", ""
+                    self.cancel = Cancel()
+                    self.thread = threading.Thread(target=self._run, args=(self.cancel,),
+                                                   name="syncdreamer-checkpoint-download", daemon=True)
+                    self.thread.start()
+        return self.status()
+
+    def stop(self) -> dict:
         with self.lock:
-            if self.state != "downloading" and not self.present():
-                self.state, self.message = "downloading", ""
-                self.thread = threading.Thread(target=self._run, name="syncdreamer-checkpoint-download", daemon=True)
-                self.thread.start()
+            if self.state == "downloading" and self.cancel is not None:
+                self.state = "cancelling"
+                self.cancel.set()
         return self.status()
 
     def _progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
 
-    def _run(self) -> None:
+    def _run(self, cancel) -> None:
         import folder_paths
 
-        from syncdreamer_core.weights.download import download_checkpoint
+        from syncdreamer_core.weights.checkpoint import CheckpointError
+        from syncdreamer_core.weights.download import DownloadError, download_checkpoint
 
+        folder = folder_paths.get_folder_paths(MODEL_FOLDER)[0]
         try:
-            path = download_checkpoint(folder_paths.get_folder_paths(MODEL_FOLDER)[0], progress=self._progress)
-        except Exception as error:  # noqa: BLE001 - every failure is reported on the node
-            self.state, self.message = "failed", str(error)
-            logging.warning("SyncDreamer: checkpoint download failed: %s", error)
+            path = download_checkpoint(folder, progress=self._progress, cancel=cancel, who=BUTTON_NAME)
+        except (DownloadError, CheckpointError) as error:
+            self._finish("cancelled" if getattr(error, "kind", "") == "cancelled" else "failed",
+                         getattr(error, "kind", "wrong_file"), str(error))
+            logging.warning("SyncDreamer: checkpoint download: %s", error)
+            return
+        except Exception as error:  # noqa: BLE001 - whatever it is, the node says it
+            self._finish("failed", "error", f"{type(error).__name__}: {error}")
+            logging.exception("SyncDreamer: checkpoint download failed")
             return
         folder_paths.filename_list_cache.pop(MODEL_FOLDER, None)  # the loader's list shows it at once
-        self.state, self.message = "done", f"saved {path} ({os.path.getsize(path):,} bytes, checked)"
+        self._finish("done", "", f"saved {path} ({os.path.getsize(path):,} bytes, checked)")
         logging.info("SyncDreamer: %s", self.message)
+
+    def _finish(self, state: str, kind: str, message: str) -> None:
+        with self.lock:
+            self.state, self.kind, self.message = state, kind, message
 
 
 DOWNLOAD = CheckpointDownload()
@@ -85,3 +140,7 @@ def install_routes() -> None:
     @routes.post("/syncdreamer/checkpoint/download")
     async def checkpoint_download(request):
         return web.json_response(DOWNLOAD.start())
+
+    @routes.post("/syncdreamer/checkpoint/cancel")
+    async def checkpoint_cancel(request):
+        return web.json_response(DOWNLOAD.stop())

@@ -194,14 +194,20 @@ def _batch_on_ray(args, items, output: Path):
 
 def cmd_download(args) -> int:
     from .weights.checkpoint import convert_checkpoint, default_conversion_path
-    from .weights.download import OFFICIAL, DownloadError, download_checkpoint, hub_endpoint
+    from .weights.download import OFFICIAL, DownloadError, default_folder, download_checkpoint, hub_endpoint
 
-    print(f"{OFFICIAL.filename} ({OFFICIAL.size / 1e9:.2f} GB) from {hub_endpoint(args.endpoint)}", file=sys.stderr)
     try:
+        print(f"{OFFICIAL.filename} ({OFFICIAL.size / 1e9:.2f} GB) from {hub_endpoint(args.endpoint)}", file=sys.stderr)
         path = download_checkpoint(args.to, args.endpoint, progress=not args.no_progress)
     except DownloadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        part = (Path(args.to) if args.to else default_folder()) / f"{OFFICIAL.filename}.part"
+        kept = part.stat().st_size if part.exists() else 0
+        print(f"\nstopped at {kept:,} of {OFFICIAL.size:,} bytes" + (f"; they are kept in {part}: the same command "
+              "continues from there" if kept else ""), file=sys.stderr)
+        return 130
     print(f"checked: {path} is the official checkpoint ({path.stat().st_size:,} bytes, SHA-256 as published)")
     if args.safetensors:
         converted = default_conversion_path(path, "fp16")

@@ -423,6 +423,12 @@ def make_folder_paths(base: Path) -> types.ModuleType:
                 return str(Path(folder) / filename)
         raise FileNotFoundError(f"Model in folder '{name}' with filename '{filename}' not found.")
 
+    def get_full_path(name, filename):
+        try:
+            return get_full_path_or_raise(name, filename)
+        except FileNotFoundError:
+            return None
+
     def get_save_image_path(prefix, out_dir, width=0, height=0):
         """As the host: the prefix may name subfolders but never leave ``out_dir``; the counter
         continues after the highest number already saved under that name."""
@@ -443,7 +449,7 @@ def make_folder_paths(base: Path) -> types.ModuleType:
     return _module(
         "folder_paths", models_dir=str(models_dir), folder_names_and_paths=registry,
         add_model_folder_path=add_model_folder_path, get_filename_list=get_filename_list,
-        get_full_path_or_raise=get_full_path_or_raise, get_output_directory=lambda: str(output_dir),
+        get_full_path_or_raise=get_full_path_or_raise, get_full_path=get_full_path, get_output_directory=lambda: str(output_dir),
         get_input_directory=lambda: str(input_dir), get_save_image_path=get_save_image_path,
         get_folder_paths=lambda name: list(registry.get(name, ([], set()))[0]), filename_list_cache={},
     )

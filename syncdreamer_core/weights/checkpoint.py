@@ -184,7 +184,8 @@ def check_official_size(path: Path, size: int = OFFICIAL_SIZE, name: str = OFFIC
     if found < size:
         raise CheckpointError(
             f"{path} is truncated: {found:,} of the official {size:,} bytes. The download stopped early; "
-            "`python -m syncdreamer_core download` resumes it (or download it again).")
+            f"the loader's Download checkpoint button, or `python -m syncdreamer_core download --to {path.parent}`, "
+            f"continues it from byte {found:,} (and deletes it if the whole file is not the official one).")
     if found != size:
         raise CheckpointError(
             f"{path} is {found:,} bytes, the official {name} {size:,}: this is another file "

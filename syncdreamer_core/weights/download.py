@@ -1,6 +1,8 @@
-"""The official checkpoint from a Hugging Face mirror: fetched with resume and a progress
-bar (huggingface_hub), checked to be the official file before anything loads it, and
-optionally converted to an fp16 ``.safetensors``.
+"""The official checkpoint from a Hugging Face mirror, for the ``download`` command and the
+loader's Download checkpoint button alike: fetched with resume and progress, never more bytes
+than the file has, never without the disk space for it, one download per folder across
+processes, checked to be the official file before anything loads it, and optionally converted
+to an fp16 ``.safetensors``. A failure says what happened to the bytes (``DownloadError.kind``).
 
 The official release links ``syncdreamer-pretrain.ckpt`` on Google Drive; the same file
 (same size and SHA-256) is mirrored on Hugging Face, where ComfyUI's frontends and
@@ -12,12 +14,20 @@ converts it here.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import socket
+import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import OFFICIAL_FILENAME, OFFICIAL_SIZE, CheckpointError, check_official_size
+from .transfer import Cancel, PartHash, TransferError, fetch
+
+__all__ = ["OFFICIAL", "Cancel", "DownloadError", "OfficialFile", "download_checkpoint", "hub_endpoint"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,12 @@ class OfficialFile:
 
 def hub_endpoint(endpoint: str | None = None) -> str:
     """The Hugging Face endpoint: the one given, else $HF_ENDPOINT (a mirror), else the Hub."""
-    return (endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    chosen = (endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    parts = urllib.parse.urlsplit(chosen)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        where = "--endpoint" if endpoint else "HF_ENDPOINT"
+        raise DownloadError("unreachable", f"{where} must be a web address such as https://huggingface.co, got {chosen!r}")
+    return chosen
 
 
 OFFICIAL = OfficialFile(repo_id="camenduru/SyncDreamer", filename=OFFICIAL_FILENAME, size=OFFICIAL_SIZE,
@@ -45,7 +60,12 @@ MODEL_FOLDER = "syncdreamer"
 
 
 class DownloadError(RuntimeError):
-    """The checkpoint could not be fetched; the message says how far it got and what to do."""
+    """The checkpoint could not be fetched; the message says what happened to the bytes and what
+    to do. ``kind``: unreachable, interrupted, wrong_file, disk_full, busy or cancelled."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 def sha256_of(path: Path, chunk: int = 8 << 20) -> str:
@@ -76,41 +96,95 @@ def default_folder() -> Path:
     return Path("models") / MODEL_FOLDER
 
 
+def free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def _gb(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e8 else f"{count / 1e6:.1f} MB"
+
+
+class FolderLock:
+    """One download per target folder across processes: an OS file lock beside the partial
+    file (released by the OS if its holder dies) and a note of who holds it."""
+
+    def __init__(self, folder: Path, filename: str, who: str):
+        self.path = folder / f"{filename}.lock"
+        self.note = folder / f"{filename}.lock.json"
+        self.who = who
+
+    def __enter__(self):
+        from filelock import FileLock, Timeout
+
+        self._lock = FileLock(str(self.path), timeout=0)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise DownloadError("busy", f"another download of {self.path.name[:-5]} into {self.path.parent} is running: "
+                                f"{self.holder()}. It will be there when that one ends; to download here "
+                                "instead, stop that one first.") from None
+        self.note.write_text(json.dumps({"who": self.who, "pid": os.getpid(), "host": socket.gethostname(),
+                                         "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        return self
+
+    def holder(self) -> str:
+        try:
+            note = json.loads(self.note.read_text())
+            return f"{note['who']} (process {note['pid']} on {note['host']}, since {note['since']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def __exit__(self, *exc):
+        self.note.unlink(missing_ok=True)
+        self._lock.release()
+
+
 def download_checkpoint(folder: str | os.PathLike | None = None, endpoint: str | None = None,
                         progress: bool | Callable[[int, int], None] = True,
-                        expected: OfficialFile | None = None) -> Path:
+                        expected: OfficialFile | None = None, cancel: Cancel | None = None,
+                        who: str = "`python -m syncdreamer_core download`", stall: float | None = None) -> Path:
     """Fetch (or finish fetching) the official checkpoint into ``folder`` from the Hub or a
     mirror of it (``endpoint``); returns its path, checked to be the official file.
-    ``progress``: a bar on stderr, none, or a ``(bytes, total)`` callback. The bytes
-    arrive in ``<name>.part``: a rerun after an interruption resumes where it stopped, and
-    the loader never sees a partial file under the official name."""
+    ``progress``: a bar on stderr, none, or a ``(bytes, total)`` callback; ``cancel`` stops it
+    from another thread (the bytes are kept); ``who`` names this download to a second one.
+    The bytes arrive in ``<name>.part``, so the loader never sees a partial file under the
+    official name; a shorter file under the official name (a copy that stopped) is continued."""
     expected = expected or OFFICIAL
+    url = expected.url(endpoint)
     folder = Path(folder) if folder is not None else default_folder()
     target = folder / expected.filename
     if target.is_file() and target.stat().st_size == expected.size:
         check_official(target, expected)  # already here, and whole
         return target
+    if target.is_file() and target.stat().st_size > expected.size:
+        check_official_size(target, expected.size, expected.filename)
     folder.mkdir(parents=True, exist_ok=True)
     part = folder / f"{expected.filename}.part"
-    try:
-        _fetch(expected, part, endpoint, progress)
-    except CheckpointError:
-        raise
-    except Exception as error:  # noqa: BLE001 - network, HTTP and disk errors all end the same way
-        got = part.stat().st_size if part.exists() else 0
-        if not got:
-            raise DownloadError(
-                f"could not download {expected.url(endpoint)}: {_reason(error)}. Check the connection (a mirror: "
-                "--endpoint or HF_ENDPOINT) and run the same command again.") from None
-        raise DownloadError(
-            f"the download of {expected.url(endpoint)} stopped at {got:,} of {expected.size:,} bytes: "
-            f"{_reason(error)}. Run the same command again to resume.") from None
-    try:
-        check_official(part, expected)
-    except CheckpointError as error:
-        part.unlink()  # a wrong file is no start for a resume
-        raise CheckpointError(str(error).replace(str(part), f"{expected.url(endpoint)} (saved as {part})")) from None
-    os.replace(part, target)
+    with FolderLock(folder, expected.filename, who):
+        _adopt_short_file(target, part)
+        have = part.stat().st_size if part.exists() else 0
+        if have > expected.size:
+            part.unlink()
+            have = 0
+        free = free_bytes(folder)
+        if free < expected.size - have:
+            raise DownloadError("disk_full", f"not enough disk space: the checkpoint needs {_gb(expected.size - have)} "
+                                f"more in {folder}, {_gb(free)} free. Free some space (or download to another "
+                                "folder) and start again." + _kept(have, part))
+        report = _reporter(progress, expected, have)
+        digest = PartHash(part)
+        try:
+            fetch(url, part, expected.size, digest, cancel, report, stall or _default_stall())
+        except TransferError as error:
+            raise _told(error, url, expected, part) from None
+        finally:
+            report(None)
+        if digest.hexdigest() != expected.sha256:
+            part.unlink()
+            raise DownloadError("wrong_file", f"{_source(url, url)} sent {expected.size:,} bytes, the official size, but "
+                                "not the official content (its SHA-256 differs): the download was deleted. Download "
+                                "it from https://huggingface.co or another mirror.")
+        os.replace(part, target)
     from .checkpoint import inspect_checkpoint
 
     try:
@@ -121,57 +195,74 @@ def download_checkpoint(folder: str | os.PathLike | None = None, endpoint: str |
     return target
 
 
-def _fetch(expected: OfficialFile, part: Path, endpoint: str | None, progress) -> None:
-    """The Hub's metadata (redirects followed, size), then the bytes from where ``part`` ends."""
-    import inspect
+def _default_stall() -> float:
+    from . import transfer
 
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.file_download import http_get
+    return transfer.STALL_SECONDS
 
-    url = hf_hub_url(expected.repo_id, expected.filename, endpoint=hub_endpoint(endpoint))
-    metadata = get_hf_file_metadata(url)
-    if metadata.size is not None and metadata.size != expected.size:
-        raise CheckpointError(f"{url} serves {metadata.size:,} bytes, the official {expected.filename} has "
-                              f"{expected.size:,}: it is not the official checkpoint; nothing was downloaded.")
+
+def _adopt_short_file(target: Path, part: Path) -> None:
+    """A file under the official name that is shorter than the official one is a copy that
+    stopped: the download continues it (the SHA-256 at the end tells if it was not)."""
+    if not target.is_file():
+        return
+    if not part.exists() or part.stat().st_size < target.stat().st_size:
+        os.replace(target, part)
+    else:
+        target.unlink()  # the partial download is further along
+
+
+def _kept(have: int, part: Path) -> str:
+    return (f" The {have:,} bytes downloaded so far are kept in {part}: the next download continues from there."
+            if have else "")
+
+
+def _source(url: str, source: str) -> str:
+    return url if source == url else f"{url} (redirected to {urllib.parse.urlsplit(source).netloc})"
+
+
+def _told(error: TransferError, url: str, expected: OfficialFile, part: Path) -> DownloadError:
+    """A transfer failure in plain words: what happened and where the bytes are."""
+    source = _source(url, error.source)
     have = part.stat().st_size if part.exists() else 0
-    if have > expected.size:
-        part.unlink()
-        have = 0
-    options = {}
-    if "tqdm_class" in inspect.signature(http_get).parameters:  # huggingface_hub >= 1.0
-        options["tqdm_class"] = _progress_bar(progress)
-    elif callable(progress):
-        progress(have, expected.size)  # older huggingface_hub draws its own bar
-    with part.open("ab") as handle:
-        http_get(metadata.location or url, handle, resume_size=have, expected_size=expected.size,
-                 displayed_filename=expected.filename, **options)
+    if error.kind == "wrong_size":
+        if error.discard:
+            part.unlink(missing_ok=True)
+        return DownloadError("wrong_file", f"{source} is not the official checkpoint: {error.reason}, the official "
+                             f"{expected.filename} has {expected.size:,}. "
+                             + ("The download was stopped there and deleted. " if error.discard else
+                                "Nothing was saved from it. ")
+                             + "Download from https://huggingface.co or another mirror (--endpoint or HF_ENDPOINT)."
+                             + ("" if error.discard else _kept(have, part)))
+    if error.kind == "cancelled":
+        return DownloadError("cancelled", f"download cancelled at {have:,} of {expected.size:,} bytes." + _kept(have, part))
+    if error.kind == "disk_full":
+        return DownloadError("disk_full", f"the disk is full: {part.parent} has {_gb(free_bytes(part.parent))} free and "
+                             f"the checkpoint needs {_gb(expected.size - have)} more. Free some space and start again."
+                             + _kept(have, part))
+    if error.kind == "interrupted" or have:
+        return DownloadError("interrupted", f"the download from {source} stopped at {have:,} of {expected.size:,} "
+                             f"bytes: {error.reason}." + _kept(have, part))
+    return DownloadError("unreachable", f"could not download {source}: {error.reason}. Nothing was downloaded. Check "
+                         "the internet connection (or the mirror: --endpoint or HF_ENDPOINT) and try again.")
 
 
-def _progress_bar(progress):
-    """A bar on stderr whether or not it is a terminal (huggingface_hub's own hides itself
-    in logs), none, or one that reports to a ``(bytes, total)`` callback."""
+def _reporter(progress, expected: OfficialFile, have: int) -> Callable[[int | None], None]:
+    """``(done)`` -> the caller's callback or a bar on stderr; ``None`` closes the bar."""
+    if callable(progress):
+        progress(have, expected.size)
+        return lambda done: done is not None and progress(done, expected.size)
+    if not progress:
+        return lambda done: None
     from tqdm.auto import tqdm
 
-    report = progress if callable(progress) else None
+    bar = tqdm(total=expected.size, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+               desc=expected.filename, mininterval=1.0)
 
-    class Bar(tqdm):
-        def __init__(self, *args, **kwargs):
-            kwargs.update(disable=not progress or report is not None, mininterval=1.0)
-            super().__init__(*args, **kwargs)
-            self.reached = kwargs.get("initial", 0)
+    def report(done):
+        if done is None:
+            bar.close()
+        else:
+            bar.update(done - bar.n)
 
-        def update(self, n=1):
-            self.reached += n
-            if report is not None:
-                report(self.reached, self.total or 0)
-            return super().update(n)
-
-    return Bar
-
-
-def _reason(error: BaseException) -> str:
-    """The root cause: huggingface_hub wraps a refused connection in other errors."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+    return report

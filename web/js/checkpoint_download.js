@@ -1,27 +1,84 @@
-// Load SyncDreamer Checkpoint: while the official checkpoint is missing from
-// models/syncdreamer, the node carries a "Download checkpoint" button. The server fetches the
-// file (nodes/checkpoint_download.py), the button shows how far it got, and when the file is
-// there and checked the node selects it.
+// Load SyncDreamer Checkpoint: while models/syncdreamer holds no usable checkpoint, the node
+// carries a "Download checkpoint" button. The server fetches the official file
+// (nodes/checkpoint_download.py); while it runs the button shows how far it got and cancels it
+// (the bytes are kept: the next press continues), a failure is told in words under the button,
+// and once a checkpoint is there (downloaded, or put there another way) the button goes and the
+// node selects the file.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
 const LOADER = "SyncDreamerCheckpointLoader";
 const BUTTON = "syncdreamer_download";
+const MESSAGE = "syncdreamer_download_message";
+const ROUTES = { status: ["GET", ""], start: ["POST", "/download"], cancel: ["POST", "/cancel"] };
+const followed = new WeakSet();
 
-async function call(method) {
-  const path = method === "POST" ? "/syncdreamer/checkpoint/download" : "/syncdreamer/checkpoint";
-  const response = await api.fetchApi(path, { method });
+async function call(what) {
+  const [method, tail] = ROUTES[what];
+  const response = await api.fetchApi(`/syncdreamer/checkpoint${tail}`, { method });
   return response.json();
 }
 
+const gb = (bytes) => (bytes / 1e9).toFixed(2);
+const share = (status) => (status.total ? Math.floor((100 * status.done) / status.total) : 0);
+
 function label(status) {
-  const gb = (bytes) => (bytes / 1e9).toFixed(2);
-  if (status.state === "downloading") {
-    const share = status.total ? Math.floor((100 * status.done) / status.total) : 0;
-    return `Downloading checkpoint: ${share}% of ${gb(status.total)} GB`;
-  }
-  if (status.state === "failed") return "Download failed: retry (it resumes)";
+  if (status.state === "downloading") return `Cancel download (${share(status)}% of ${gb(status.total)} GB)`;
+  if (status.state === "cancelling") return "Cancelling the download...";
+  if (status.state === "failed") return "Download failed (below): try again";
+  if (status.kept > 0) return `Download checkpoint: continue at ${Math.floor((100 * status.kept) / status.total)}%`;
   return `Download checkpoint (${gb(status.total)} GB)`;
+}
+
+function messageOf(status) {
+  if (status.state === "failed" || status.state === "cancelled") return status.message;
+  if (status.state === "downloading") return `Downloading ${status.file} into models/syncdreamer.`;
+  return "";
+}
+
+function widget(node, name) {
+  return (node.widgets || []).find((w) => w.name === name);
+}
+
+function removeWidgets(node) {
+  for (const name of [BUTTON, MESSAGE]) {
+    const index = (node.widgets || []).findIndex((w) => w.name === name);
+    if (index < 0) continue;
+    const [removed] = node.widgets.splice(index, 1);
+    removed.onRemove?.();
+    removed.element?.remove?.();
+  }
+  node.setSize?.(node.computeSize());
+  node.setDirtyCanvas?.(true, true);
+}
+
+// The reason for a failure, in words, under the button (a DOM element: it wraps).
+function showMessage(node, text) {
+  let shown = widget(node, MESSAGE);
+  if (!shown && text && node.addDOMWidget) {
+    const element = document.createElement("div");
+    element.className = "syncdreamer-download-message";
+    Object.assign(element.style, { fontSize: "11px", lineHeight: "1.35", color: "var(--error-text, #ff8a80)",
+      whiteSpace: "normal", overflowWrap: "anywhere", overflow: "auto", padding: "2px 6px" });
+    shown = node.addDOMWidget(MESSAGE, "syncdreamer_message", element, {
+      serialize: false, hideOnZoom: false, getMinHeight: () => 64, getMaxHeight: () => 160,
+    });
+    shown.serialize = false;
+    shown.computeSize = (width) => [width, 72];
+  }
+  if (!shown) return;
+  shown.element.textContent = text || "";
+  shown.element.style.color = /^Downloading/.test(text || "") ? "var(--descrip-text, #aaa)" : "var(--error-text, #ff8a80)";
+  shown.element.style.display = text ? "block" : "none";
+  if (text) node.setSize?.([Math.max(node.size[0], 320), Math.max(node.size[1], node.computeSize()[1])]);
+}
+
+function show(node, status) {
+  const button = widget(node, BUTTON);
+  if (!button) return;
+  button.label = label(status);
+  showMessage(node, messageOf(status));
+  node.setDirtyCanvas?.(true, true);
 }
 
 async function refreshModelList() {
@@ -32,53 +89,78 @@ async function refreshModelList() {
   }
 }
 
-function removeButton(node) {
-  const index = (node.widgets || []).findIndex((w) => w.name === BUTTON);
-  if (index >= 0) node.widgets.splice(index, 1);
-  node.setDirtyCanvas?.(true, true);
+async function settle(node, status) {
+  if (!status.present) return show(node, status);
+  await refreshModelList();
+  const choice = widget(node, "ckpt_name");
+  if (choice && status.state === "done") choice.value = status.file;
+  removeWidgets(node);
 }
 
-async function follow(node, button) {
-  for (;;) {
-    const status = await call("GET");
-    button.label = label(status);
-    node.setDirtyCanvas?.(true, true);
-    if (status.state === "downloading") {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      continue;
+// Poll while the server downloads; one loop per node.
+async function follow(node) {
+  if (followed.has(node)) return;
+  followed.add(node);
+  try {
+    for (;;) {
+      const status = await call("status");
+      if (status.state === "downloading" || status.state === "cancelling") {
+        show(node, status);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        continue;
+      }
+      await settle(node, status);
+      return;
     }
-    if (status.present) {
-      await refreshModelList();
-      const choice = node.widgets?.find((w) => w.name === "ckpt_name");
-      if (choice) choice.value = status.file;
-      removeButton(node);
-    } else if (status.state === "failed") {
-      console.warn("SyncDreamer:", status.message);
-      button.label = label(status);
-    }
-    return;
+  } finally {
+    followed.delete(node);
+  }
+}
+
+function loaders() {
+  return (app.graph?._nodes || app.graph?.nodes || []).filter((n) => n.comfyClass === LOADER);
+}
+
+// A checkpoint may arrive another way (copied in, another tab): look again after each run.
+async function recheck() {
+  const nodes = loaders().filter((n) => widget(n, BUTTON));
+  if (!nodes.length) return;
+  const status = await call("status");
+  for (const node of nodes) {
+    if (status.state === "downloading" || status.state === "cancelling") follow(node);
+    else await settle(node, status);
   }
 }
 
 const extension = {
   name: "SyncDreamer.CheckpointDownload",
+  setup() {
+    for (const event of ["execution_success", "execution_error"]) {
+      api.addEventListener(event, () => recheck().catch(() => {}));
+    }
+  },
   async nodeCreated(node) {
     if (node.comfyClass !== LOADER) return;
     let status;
     try {
-      status = await call("GET");
+      status = await call("status");
     } catch {
       return; // an older pack on the server: no button
     }
-    if (status.present || (node.widgets || []).some((w) => w.name === BUTTON)) return;
+    if (status.present || widget(node, BUTTON)) return;
     const button = node.addWidget("button", BUTTON, null, async () => {
-      button.label = label({ ...status, state: "downloading", done: 0 });
-      await call("POST");
-      await follow(node, button);
+      const now = await call("status");
+      if (now.state === "downloading") {
+        show(node, await call("cancel"));
+        return;
+      }
+      if (now.state === "cancelling") return;
+      show(node, await call("start"));
+      await follow(node);
     }, { serialize: false });
     button.serialize = false; // not a node input: kept out of saved workflows and prompts
-    button.label = label(status);
-    if (status.state === "downloading") follow(node, button);
+    show(node, status);
+    if (status.state === "downloading" || status.state === "cancelling") follow(node);
   },
 };
 
