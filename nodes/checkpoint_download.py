@@ -4,13 +4,15 @@ background (the same download as ``python -m syncdreamer_core download``), repor
 got or why it failed, and cancel it. The URL and the folder are fixed here; a request cannot
 choose either.
 
-    GET  /syncdreamer/checkpoint           {"present", "state", "kind", "done", "total", "message", "file", "kept"}
+    GET  /syncdreamer/checkpoint           {"present", "usable", "state", "kind", "done", "total", "message",
+                                            "file", "kept"}
     POST /syncdreamer/checkpoint/download  starts (or joins) the download; the same answer
     POST /syncdreamer/checkpoint/cancel    stops it, keeping the bytes for a later resume; the same answer
 
-``present``: a checkpoint the loader can use is in models/syncdreamer (the official file whole,
-or any other checkpoint file); the button is shown only while none is. ``state``: idle,
-downloading, cancelling, failed, cancelled or done; ``kind`` says why it failed.
+``present``: the official file is in models/syncdreamer, whole (the button is shown while it is
+not); ``usable``: some checkpoint the loader can use is there (a failure is then no longer
+shown: the user has one). ``state``: idle, downloading, cancelling, failed, cancelled or done;
+``kind`` says why it failed; ``kept``: bytes of a stopped download the next one continues.
 """
 
 from __future__ import annotations
@@ -37,13 +39,29 @@ class CheckpointDownload:
     def status(self) -> dict:
         from syncdreamer_core.weights.download import OFFICIAL
 
-        present = self.present()
+        present, usable = self.present()
         with self.lock:
-            if present and self.state in ("failed", "cancelled"):
+            if usable and self.state in ("failed", "cancelled"):
                 self.state, self.kind, self.message = "idle", "", ""  # a checkpoint arrived another way
-            return {"present": present, "state": self.state, "kind": self.kind, "done": self.done,
+            return {"present": present, "usable": usable, "state": self.state, "kind": self.kind, "done": self.done,
                     "total": self.total or OFFICIAL.size, "message": self.message, "file": OFFICIAL.filename,
                     "kept": self.kept()}
+
+    @staticmethod
+    def present() -> tuple[bool, bool]:
+        """(the official file is there whole, some checkpoint the loader can use is there)."""
+        import folder_paths
+
+        from syncdreamer_core.weights.download import OFFICIAL
+
+        folder_paths.filename_list_cache.pop(MODEL_FOLDER, None)
+        official = usable = False
+        for name in folder_paths.get_filename_list(MODEL_FOLDER):
+            path = folder_paths.get_full_path(MODEL_FOLDER, name)
+            whole = name != OFFICIAL.filename or bool(path and os.path.getsize(path) == OFFICIAL.size)
+            official |= whole and name == OFFICIAL.filename
+            usable |= whole
+        return official, usable
 
     @staticmethod
     def kept() -> int:
@@ -55,26 +73,10 @@ class CheckpointDownload:
         part = os.path.join(folder_paths.get_folder_paths(MODEL_FOLDER)[0], f"{OFFICIAL.filename}.part")
         return os.path.getsize(part) if os.path.isfile(part) else 0
 
-    @staticmethod
-    def present() -> bool:
-        """A checkpoint the loader can use: any file in the list but a short official one."""
-        import folder_paths
-
-        from syncdreamer_core.weights.download import OFFICIAL
-
-        folder_paths.filename_list_cache.pop(MODEL_FOLDER, None)
-        for name in folder_paths.get_filename_list(MODEL_FOLDER):
-            if name != OFFICIAL.filename:
-                return True
-            path = folder_paths.get_full_path(MODEL_FOLDER, name)
-            if path and os.path.getsize(path) == OFFICIAL.size:
-                return True
-        return False
-
     def start(self) -> dict:
         from syncdreamer_core.weights.download import Cancel
 
-        if not self.present():
+        if not self.present()[0]:
             with self.lock:
                 if self.state not in ("downloading", "cancelling"):
                     self.state, self.kind, self.message = "downloading", "", ""

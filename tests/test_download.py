@@ -530,7 +530,7 @@ def test_a_failed_button_download_says_why_and_goes_plain_once_a_checkpoint_is_t
     assert "could not download http://127.0.0.1:9/" in status["message"] and "Nothing was downloaded" in status["message"]
     save_file({"x": torch.zeros(1)}, str(folder / "my-syncdreamer.safetensors"))  # the user puts one there
     status = download.status()
-    assert status["present"] and status["state"] == "idle" and status["message"] == ""
+    assert status["usable"] and not status["present"] and status["state"] == "idle" and status["message"] == ""
 
 
 def test_the_button_cancels_within_a_second_and_the_next_press_continues(button, tiny_file, monkeypatch):

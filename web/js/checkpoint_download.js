@@ -1,9 +1,14 @@
-// Load SyncDreamer Checkpoint: while models/syncdreamer holds no usable checkpoint, the node
-// carries a "Download checkpoint" button. The server fetches the official file
+// Load SyncDreamer Checkpoint: while the official checkpoint is not in models/syncdreamer, the
+// node carries a "Download checkpoint" button. The server fetches the file
 // (nodes/checkpoint_download.py); while it runs the button shows how far it got and cancels it
-// (the bytes are kept: the next press continues), a failure is told in words under the button,
-// and once a checkpoint is there (downloaded, or put there another way) the button goes and the
-// node selects the file.
+// (the bytes are kept: the next press continues), and a failure is told in words under the
+// button. Once the file is there the button goes and the node selects it; once any checkpoint
+// is there (put there another way, picked and used) a failure is no longer shown.
+//
+// Frontends before 1.41.5 refuse to download a .ckpt: their Missing Models dialog shows the
+// checkpoint with "Only allowed suffixes are: '.safetensors', '.sft'" and no way forward, which
+// reads as a wrong file. There the workflow's entry for it is dropped before the frontend checks
+// it, and the node's button is the way in; later frontends keep the entry and offer Download.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
@@ -12,6 +17,29 @@ const BUTTON = "syncdreamer_download";
 const MESSAGE = "syncdreamer_download_message";
 const ROUTES = { status: ["GET", ""], start: ["POST", "/download"], cancel: ["POST", "/cancel"] };
 const followed = new WeakSet();
+const FIRST_FRONTEND_DOWNLOADING_CKPT = [1, 41, 5];
+
+function frontendRefusesCkpt() {
+  const version = String(window.__COMFYUI_FRONTEND_VERSION__ || "").split(".").map(Number);
+  if (version.length < 3 || version.some(Number.isNaN)) return false; // unknown: leave the workflow as it is
+  for (let k = 0; k < 3; k += 1) {
+    if (version[k] !== FIRST_FRONTEND_DOWNLOADING_CKPT[k]) return version[k] < FIRST_FRONTEND_DOWNLOADING_CKPT[k];
+  }
+  return false;
+}
+
+const refusedEntry = (model) => model?.directory === "syncdreamer" && /\.ckpt$/i.test(model?.name || "");
+
+// The workflow as the frontend will check it: without the entries this frontend can only refuse.
+function dropRefusedModelEntries(graphData) {
+  if (!graphData || !frontendRefusesCkpt()) return;
+  const nodes = [...(graphData.nodes || []), ...(graphData.definitions?.subgraphs || []).flatMap((s) => s.nodes || [])];
+  for (const node of nodes) {
+    const models = node?.properties?.models;
+    if (Array.isArray(models)) node.properties.models = models.filter((m) => !refusedEntry(m));
+  }
+  if (Array.isArray(graphData.models)) graphData.models = graphData.models.filter((m) => !refusedEntry(m));
+}
 
 async function call(what) {
   const [method, tail] = ROUTES[what];
@@ -134,6 +162,9 @@ async function recheck() {
 
 const extension = {
   name: "SyncDreamer.CheckpointDownload",
+  async beforeConfigureGraph(graphData) {
+    dropRefusedModelEntries(graphData);
+  },
   setup() {
     for (const event of ["execution_success", "execution_error"]) {
       api.addEventListener(event, () => recheck().catch(() => {}));
