@@ -4,15 +4,16 @@ background (the same download as ``python -m syncdreamer_core download``), repor
 got or why it failed, and cancel it. The URL and the folder are fixed here; a request cannot
 choose either.
 
-    GET  /syncdreamer/checkpoint           {"present", "usable", "state", "kind", "done", "total", "message",
-                                            "file", "kept"}
+    GET  /syncdreamer/checkpoint           {"present", "usable", "state", "kind", "summary", "done", "total",
+                                            "message", "file", "kept"}
     POST /syncdreamer/checkpoint/download  starts (or joins) the download; the same answer
     POST /syncdreamer/checkpoint/cancel    stops it, keeping the bytes for a later resume; the same answer
 
 ``present``: the official file is in models/syncdreamer, whole (the button is shown while it is
 not); ``usable``: some checkpoint the loader can use is there (a failure is then no longer
 shown: the user has one). ``state``: idle, downloading, cancelling, failed, cancelled or done;
-``kind`` says why it failed; ``kept``: bytes of a stopped download the next one continues.
+``kind`` says why it failed, ``summary`` in a few words (the button's label), ``message`` in
+full; ``kept``: bytes of a stopped download the next one continues.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class CheckpointDownload:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.state, self.kind, self.done, self.total, self.message = "idle", "", 0, 0, ""
+        self.state, self.kind, self.summary, self.done, self.total, self.message = "idle", "", "", 0, 0, ""
         self.thread: threading.Thread | None = None
         self.cancel = None
 
@@ -42,8 +43,9 @@ class CheckpointDownload:
         present, usable = self.present()
         with self.lock:
             if usable and self.state in ("failed", "cancelled"):
-                self.state, self.kind, self.message = "idle", "", ""  # a checkpoint arrived another way
-            return {"present": present, "usable": usable, "state": self.state, "kind": self.kind, "done": self.done,
+                self.state, self.kind, self.summary, self.message = "idle", "", "", ""  # one arrived another way
+            return {"present": present, "usable": usable, "state": self.state, "kind": self.kind,
+                    "summary": self.summary, "done": self.done,
                     "total": self.total or OFFICIAL.size, "message": self.message, "file": OFFICIAL.filename,
                     "kept": self.kept()}
 
@@ -79,7 +81,7 @@ class CheckpointDownload:
         if not self.present()[0]:
             with self.lock:
                 if self.state not in ("downloading", "cancelling"):
-                    self.state, self.kind, self.message = "downloading", "", ""
+                    self.state, self.kind, self.summary, self.message = "downloading", "", "", ""
                     self.cancel = Cancel()
                     self.thread = threading.Thread(target=self._run, args=(self.cancel,),
                                                    name="syncdreamer-checkpoint-download", daemon=True)
@@ -106,21 +108,22 @@ class CheckpointDownload:
         try:
             path = download_checkpoint(folder, progress=self._progress, cancel=cancel, who=BUTTON_NAME)
         except (DownloadError, CheckpointError) as error:
-            self._finish("cancelled" if getattr(error, "kind", "") == "cancelled" else "failed",
-                         getattr(error, "kind", "wrong_file"), str(error))
+            kind = getattr(error, "kind", "wrong_file")
+            self._finish("cancelled" if kind == "cancelled" else "failed", kind, str(error),
+                         getattr(error, "summary", "not the official file"))
             logging.warning("SyncDreamer: checkpoint download: %s", error)
             return
         except Exception as error:  # noqa: BLE001 - whatever it is, the node says it
-            self._finish("failed", "error", f"{type(error).__name__}: {error}")
+            self._finish("failed", "error", f"{type(error).__name__}: {error}", type(error).__name__)
             logging.exception("SyncDreamer: checkpoint download failed")
             return
         folder_paths.filename_list_cache.pop(MODEL_FOLDER, None)  # the loader's list shows it at once
         self._finish("done", "", f"saved {path} ({os.path.getsize(path):,} bytes, checked)")
         logging.info("SyncDreamer: %s", self.message)
 
-    def _finish(self, state: str, kind: str, message: str) -> None:
+    def _finish(self, state: str, kind: str, message: str, summary: str = "") -> None:
         with self.lock:
-            self.state, self.kind, self.message = state, kind, message
+            self.state, self.kind, self.message, self.summary = state, kind, message, summary
 
 
 DOWNLOAD = CheckpointDownload()

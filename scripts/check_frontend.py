@@ -4,7 +4,7 @@ graph opens at, the dialogs and notifications shown, node types the frontend doe
 know, nodes that overlap once the frontend has sized them, and templates listed on a host
 that cannot run them. Saves a screenshot of each.
 
-    python scripts/check_frontend.py --server 127.0.0.1:8188 --out output/frontend
+    python scripts/check_frontend.py --server 127.0.0.1:8188 --out output/frontend [--failed-download]
 
 Needs Playwright (``pip install playwright``) and a Chromium (``--chromium /usr/bin/chromium``).
 Exits 1 when a workflow has a problem.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 READ_GRAPH = """() => {
   const app = window.app;
   const known = window.LiteGraph ? window.LiteGraph.registered_node_types : {};
-  const nodes = app.graph._nodes.map(n => ({id: n.id, type: n.type, title: n.title,
+  const nodes = app.graph._nodes.map(n => ({id: isNaN(Number(n.id)) ? n.id : Number(n.id), type: n.type, title: n.title,
       pos: [n.pos[0], n.pos[1]], size: [n.size[0], n.size[1]],
       known: !!known[n.type], missing: !!(n.has_errors || (n.constructor && n.constructor.nodeData === undefined
                                                      && !['Note', 'MarkdownNote'].includes(n.type)))}));
@@ -188,8 +188,10 @@ def check(page, title: str, ui: dict, out: Path) -> list[str]:
     frontend_download = any(not d["disabled"] and "syncdreamer" in d["near"].lower() for d in downloads)
     if not (frontend_download or (measured["nodeDownload"] or "").startswith("Download checkpoint")):
         problems.append("no Download for the missing SyncDreamer checkpoint")
-    # the notice itself is honest (the checkpoint is not there yet); anything else is a problem
-    problems += [f"message: {m}" for m in messages if "missing" not in m.lower() and "allowed" not in m.lower()]
+    # the notice itself is honest (the checkpoint is not there yet); anything else is a problem, and
+    # so is an entry the frontend can only refuse (it reads as a wrong file format)
+    problems += [f"message: {m}" for m in messages if "missing" not in m.lower()]
+    problems += [f"red warning: {m}" for m in messages + [d["near"] for d in downloads] if "only allowed" in m.lower()]
     page.screenshot(path=str(out / f"{title} - missing models.png"))
     grown = [n["type"] for n in state["nodes"]
              if any(n["size"][i] > next(u for u in ui["nodes"] if u["id"] == n["id"])["size"][i] + 1 for i in (0, 1))]
@@ -198,6 +200,47 @@ def check(page, title: str, ui: dict, out: Path) -> list[str]:
                       "title_text_px": round(measured["titleText"], 1), "frontend_download": frontend_download,
                       "node_download": measured["nodeDownload"], "messages": messages,
                       "grown_by_the_frontend": grown, "problems": problems}))
+    return problems
+
+
+PRESS_DOWNLOAD = """() => {
+  const loader = app.graph._nodes.find(n => n.type === 'SyncDreamerCheckpointLoader');
+  const button = loader && (loader.widgets || []).find(w => w.name === 'syncdreamer_download');
+  if (!button) return false;
+  button.callback(button.value, app.canvas, loader, [0, 0], null);
+  return true;
+}"""
+
+FAILURE_SHOWN = """() => {
+  const loader = app.graph._nodes.find(n => n.type === 'SyncDreamerCheckpointLoader');
+  const button = loader && (loader.widgets || []).find(w => w.name === 'syncdreamer_download');
+  const notices = Array.from(document.querySelectorAll('.p-toast-message, li[role="alert"]'))
+    .map(e => e.innerText.trim().replace(/\\s+/g, ' ')).filter(t => t);
+  return {button: button ? button.label : null, tooltip: button ? button.tooltip : null, notices};
+}"""
+
+
+def check_failed_download(page, out: Path) -> list[str]:
+    """Press the loader's Download checkpoint button (of the workflow on the canvas) on a server
+    whose Hub cannot be reached (HF_ENDPOINT): the reason must be on the node in a few words,
+    and in full in a notice and the button's tooltip."""
+    page.keyboard.press("Escape")
+    if not page.evaluate(PRESS_DOWNLOAD):
+        return ["no Download checkpoint button on the loader"]
+    page.wait_for_function("() => { const n = app.graph._nodes.find(n => n.type === 'SyncDreamerCheckpointLoader');"
+                           " const b = n && n.widgets.find(w => w.name === 'syncdreamer_download');"
+                           " return b && String(b.label).startsWith('Retry'); }", timeout=90000)
+    page.wait_for_timeout(1500)
+    shown = page.evaluate(FAILURE_SHOWN)
+    page.screenshot(path=str(out / "download failed.png"))
+    print(json.dumps({"download_failed": shown}))
+    problems = []
+    if not (shown["button"] or "").startswith("Retry (can't reach"):
+        problems.append(f"the button says {shown['button']!r} after a failure, not the reason")
+    if not any("Nothing was downloaded" in n for n in shown["notices"]):
+        problems.append(f"no notice tells the whole reason: {shown['notices']}")
+    if "Nothing was downloaded" not in (shown["tooltip"] or ""):
+        problems.append("the button's tooltip does not carry the whole reason")
     return problems
 
 
@@ -228,6 +271,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("output/frontend"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--pack", default="ComfyUI-SyncDreamer", help="the pack's folder name in custom_nodes")
+    parser.add_argument("--failed-download", action="store_true", help="also press the loader's Download checkpoint "
+                        "button and check the failure is told on the node (start the server with an unreachable "
+                        "HF_ENDPOINT, e.g. http://127.0.0.1:9)")
     args = parser.parse_args()
     import build_workflows as B
 
@@ -247,6 +293,10 @@ def main() -> int:
                 continue
             ui = json.loads((ROOT / "example_workflows" / f"{title}.json").read_text())
             failed |= bool(check(page, title, ui, args.out))
+        if args.failed_download:
+            problems = check_failed_download(page, args.out)
+            print(json.dumps({"failed_download": problems}))
+            failed |= bool(problems)
     return 1 if failed else 0
 
 

@@ -49,7 +49,8 @@ def hub_endpoint(endpoint: str | None = None) -> str:
     parts = urllib.parse.urlsplit(chosen)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         where = "--endpoint" if endpoint else "HF_ENDPOINT"
-        raise DownloadError("unreachable", f"{where} must be a web address such as https://huggingface.co, got {chosen!r}")
+        raise DownloadError("unreachable", f"{where} must be a web address such as https://huggingface.co, got {chosen!r}",
+                            f"{where} is not a web address")
     return chosen
 
 
@@ -61,11 +62,12 @@ MODEL_FOLDER = "syncdreamer"
 
 class DownloadError(RuntimeError):
     """The checkpoint could not be fetched; the message says what happened to the bytes and what
-    to do. ``kind``: unreachable, interrupted, wrong_file, disk_full, busy or cancelled."""
+    to do. ``kind``: unreachable, interrupted, wrong_file, disk_full, busy or cancelled;
+    ``summary``: the same in a few words (a button's label)."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, summary: str = ""):
         super().__init__(message)
-        self.kind = kind
+        self.kind, self.summary = kind, summary or kind.replace("_", " ")
 
 
 def sha256_of(path: Path, chunk: int = 8 << 20) -> str:
@@ -122,7 +124,7 @@ class FolderLock:
         except Timeout:
             raise DownloadError("busy", f"another download of {self.path.name[:-5]} into {self.path.parent} is running: "
                                 f"{self.holder()}. It will be there when that one ends; to download here "
-                                "instead, stop that one first.") from None
+                                "instead, stop that one first.", "another download is running") from None
         self.note.write_text(json.dumps({"who": self.who, "pid": os.getpid(), "host": socket.gethostname(),
                                          "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
         return self
@@ -170,7 +172,7 @@ def download_checkpoint(folder: str | os.PathLike | None = None, endpoint: str |
         if free < expected.size - have:
             raise DownloadError("disk_full", f"not enough disk space: the checkpoint needs {_gb(expected.size - have)} "
                                 f"more in {folder}, {_gb(free)} free. Free some space (or download to another "
-                                "folder) and start again." + _kept(have, part))
+                                "folder) and start again." + _kept(have, part), f"needs {_gb(expected.size - have)} free")
         report = _reporter(progress, expected, have)
         digest = PartHash(part)
         try:
@@ -183,7 +185,7 @@ def download_checkpoint(folder: str | os.PathLike | None = None, endpoint: str |
             part.unlink()
             raise DownloadError("wrong_file", f"{_source(url, url)} sent {expected.size:,} bytes, the official size, but "
                                 "not the official content (its SHA-256 differs): the download was deleted. Download "
-                                "it from https://huggingface.co or another mirror.")
+                                "it from https://huggingface.co or another mirror.", "the server sent another file")
         os.replace(part, target)
     from .checkpoint import inspect_checkpoint
 
@@ -233,18 +235,24 @@ def _told(error: TransferError, url: str, expected: OfficialFile, part: Path) ->
                              + ("The download was stopped there and deleted. " if error.discard else
                                 "Nothing was saved from it. ")
                              + "Download from https://huggingface.co or another mirror (--endpoint or HF_ENDPOINT)."
-                             + ("" if error.discard else _kept(have, part)))
+                             + ("" if error.discard else _kept(have, part)), "the server sent another file")
     if error.kind == "cancelled":
-        return DownloadError("cancelled", f"download cancelled at {have:,} of {expected.size:,} bytes." + _kept(have, part))
+        return DownloadError("cancelled", f"download cancelled at {have:,} of {expected.size:,} bytes." + _kept(have, part),
+                             f"cancelled at {_share(have, expected)}")
     if error.kind == "disk_full":
         return DownloadError("disk_full", f"the disk is full: {part.parent} has {_gb(free_bytes(part.parent))} free and "
                              f"the checkpoint needs {_gb(expected.size - have)} more. Free some space and start again."
-                             + _kept(have, part))
+                             + _kept(have, part), f"disk full at {_share(have, expected)}")
     if error.kind == "interrupted" or have:
         return DownloadError("interrupted", f"the download from {source} stopped at {have:,} of {expected.size:,} "
-                             f"bytes: {error.reason}." + _kept(have, part))
+                             f"bytes: {error.reason}." + _kept(have, part), f"stopped at {_share(have, expected)}")
     return DownloadError("unreachable", f"could not download {source}: {error.reason}. Nothing was downloaded. Check "
-                         "the internet connection (or the mirror: --endpoint or HF_ENDPOINT) and try again.")
+                         "the internet connection (or the mirror: --endpoint or HF_ENDPOINT) and try again.",
+                         f"can't reach {urllib.parse.urlsplit(error.source).hostname}")
+
+
+def _share(have: int, expected: OfficialFile) -> str:
+    return f"{100 * have // expected.size}%"
 
 
 def _reporter(progress, expected: OfficialFile, have: int) -> Callable[[int | None], None]:

@@ -98,6 +98,10 @@ def test_the_loaders_download_button_is_served_and_reports_a_failure_on_the_node
     status = comfy.get("/syncdreamer/checkpoint")
     assert status["state"] == "failed" and f"could not download {UNREACHABLE_HUB}/camenduru/SyncDreamer" in \
         status["message"], status
+    assert status["kind"] == "unreachable" and status["summary"] == "can't reach 127.0.0.1" and status["usable"]
+    cancel = urllib.request.Request(comfy.url + "/syncdreamer/checkpoint/cancel", method="POST", data=b"")
+    with urllib.request.urlopen(cancel, timeout=30) as response:
+        assert json.load(response)["state"] == "idle"  # nothing runs; the tiny checkpoint is usable: no failure shown
 
 
 def test_node_errors_name_the_node_by_its_display_name(comfy):

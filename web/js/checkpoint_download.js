@@ -1,8 +1,8 @@
 // Load SyncDreamer Checkpoint: while the official checkpoint is not in models/syncdreamer, the
 // node carries a "Download checkpoint" button. The server fetches the file
 // (nodes/checkpoint_download.py); while it runs the button shows how far it got and cancels it
-// (the bytes are kept: the next press continues), and a failure is told in words under the
-// button. Once the file is there the button goes and the node selects it; once any checkpoint
+// (the bytes are kept: the next press continues), and a failure is told on the button in a few
+// words and in full in a notice and the button's tooltip. Once the file is there the button goes and the node selects it; once any checkpoint
 // is there (put there another way, picked and used) a failure is no longer shown.
 //
 // Frontends before 1.41.5 refuse to download a .ckpt: their Missing Models dialog shows the
@@ -14,7 +14,6 @@ import { api } from "../../../scripts/api.js";
 
 const LOADER = "SyncDreamerCheckpointLoader";
 const BUTTON = "syncdreamer_download";
-const MESSAGE = "syncdreamer_download_message";
 const ROUTES = { status: ["GET", ""], start: ["POST", "/download"], cancel: ["POST", "/cancel"] };
 const followed = new WeakSet();
 const FIRST_FRONTEND_DOWNLOADING_CKPT = [1, 41, 5];
@@ -53,59 +52,42 @@ const share = (status) => (status.total ? Math.floor((100 * status.done) / statu
 function label(status) {
   if (status.state === "downloading") return `Cancel download (${share(status)}% of ${gb(status.total)} GB)`;
   if (status.state === "cancelling") return "Cancelling the download...";
-  if (status.state === "failed") return "Download failed (below): try again";
-  if (status.kept > 0) return `Download checkpoint: continue at ${Math.floor((100 * status.kept) / status.total)}%`;
+  if (status.state === "failed") return `Retry (${status.summary})`;
+  if (status.kept > 0) return `Continue download (${Math.floor((100 * status.kept) / status.total)}% kept)`;
   return `Download checkpoint (${gb(status.total)} GB)`;
-}
-
-function messageOf(status) {
-  if (status.state === "failed" || status.state === "cancelled") return status.message;
-  if (status.state === "downloading") return `Downloading ${status.file} into models/syncdreamer.`;
-  return "";
 }
 
 function widget(node, name) {
   return (node.widgets || []).find((w) => w.name === name);
 }
 
-function removeWidgets(node) {
-  for (const name of [BUTTON, MESSAGE]) {
-    const index = (node.widgets || []).findIndex((w) => w.name === name);
-    if (index < 0) continue;
-    const [removed] = node.widgets.splice(index, 1);
-    removed.onRemove?.();
-    removed.element?.remove?.();
-  }
-  node.setSize?.(node.computeSize());
+function removeButton(node) {
+  const index = (node.widgets || []).findIndex((w) => w.name === BUTTON);
+  if (index >= 0) node.widgets.splice(index, 1);
   node.setDirtyCanvas?.(true, true);
 }
 
-// The reason for a failure, in words, under the button (a DOM element: it wraps).
-function showMessage(node, text) {
-  let shown = widget(node, MESSAGE);
-  if (!shown && text && node.addDOMWidget) {
-    const element = document.createElement("div");
-    element.className = "syncdreamer-download-message";
-    Object.assign(element.style, { fontSize: "11px", lineHeight: "1.35", color: "var(--error-text, #ff8a80)",
-      whiteSpace: "normal", overflowWrap: "anywhere", overflow: "auto", padding: "2px 6px" });
-    shown = node.addDOMWidget(MESSAGE, "syncdreamer_message", element, {
-      serialize: false, hideOnZoom: false, getMinHeight: () => 64, getMaxHeight: () => 160,
-    });
-    shown.serialize = false;
-    shown.computeSize = (width) => [width, 72];
-  }
-  if (!shown) return;
-  shown.element.textContent = text || "";
-  shown.element.style.color = /^Downloading/.test(text || "") ? "var(--descrip-text, #aaa)" : "var(--error-text, #ff8a80)";
-  shown.element.style.display = text ? "block" : "none";
-  if (text) node.setSize?.([Math.max(node.size[0], 320), Math.max(node.size[1], node.computeSize()[1])]);
+// The whole story of a failure (what happened to the bytes, what to do) in a notice that stays
+// until closed; the button keeps the reason in a few words and the whole of it as its tooltip.
+const told = new Set();
+function tell(status) {
+  if (!["failed", "cancelled"].includes(status.state) || !status.message || told.has(status.message)) return;
+  told.add(status.message);
+  const toast = app.extensionManager?.toast;
+  const notice = { severity: status.state === "failed" ? "error" : "info",
+    summary: status.state === "failed" ? "SyncDreamer: checkpoint download failed" : "SyncDreamer: download cancelled",
+    detail: status.message };
+  if (toast?.add) toast.add(status.state === "failed" ? notice : { ...notice, life: 8000 });
+  else console.warn("SyncDreamer:", status.message);
 }
 
 function show(node, status) {
   const button = widget(node, BUTTON);
   if (!button) return;
   button.label = label(status);
-  showMessage(node, messageOf(status));
+  button.tooltip = status.message || "Downloads syncdreamer-pretrain.ckpt (5.57 GB) into models/syncdreamer, checked "
+    + "to be the official file. Press again while it runs to cancel; the next press continues.";
+  tell(status);
   node.setDirtyCanvas?.(true, true);
 }
 
@@ -122,7 +104,7 @@ async function settle(node, status) {
   await refreshModelList();
   const choice = widget(node, "ckpt_name");
   if (choice && status.state === "done") choice.value = status.file;
-  removeWidgets(node);
+  removeButton(node);
 }
 
 // Poll while the server downloads; one loop per node.
