@@ -10,8 +10,8 @@ choose either.
     POST /syncdreamer/checkpoint/cancel    stops it, keeping the bytes for a later resume; the same answer
 
 ``present``: the official file is in models/syncdreamer, whole (the button is shown while it is
-not); ``usable``: some checkpoint the loader can use is there (a failure is then no longer
-shown: the user has one). ``state``: idle, downloading, cancelling, failed, cancelled or done;
+not); ``usable``: some checkpoint the loader can use is there. A failure stops being shown once
+a checkpoint arrives another way or the loader has loaded one. ``state``: idle, downloading, cancelling, failed, cancelled or done;
 ``kind`` says why it failed, ``summary`` in a few words (the button's label), ``message`` in
 full; ``kept``: bytes of a stopped download the next one continues.
 """
@@ -36,34 +36,42 @@ class CheckpointDownload:
         self.state, self.kind, self.summary, self.done, self.total, self.message = "idle", "", "", 0, 0, ""
         self.thread: threading.Thread | None = None
         self.cancel = None
+        self.usable_then: frozenset[str] = frozenset()  # the checkpoints there when the download failed
 
     def status(self) -> dict:
         from syncdreamer_core.weights.download import OFFICIAL
 
         present, usable = self.present()
         with self.lock:
-            if usable and self.state in ("failed", "cancelled"):
-                self.state, self.kind, self.summary, self.message = "idle", "", "", ""  # one arrived another way
-            return {"present": present, "usable": usable, "state": self.state, "kind": self.kind,
-                    "summary": self.summary, "done": self.done,
-                    "total": self.total or OFFICIAL.size, "message": self.message, "file": OFFICIAL.filename,
-                    "kept": self.kept()}
+            if self.state in ("failed", "cancelled") and usable - self.usable_then:
+                self._forget()  # a checkpoint arrived another way since
+            return {"present": present, "usable": bool(usable), "state": self.state, "kind": self.kind,
+                    "summary": self.summary, "done": self.done, "total": self.total or OFFICIAL.size,
+                    "message": self.message, "file": OFFICIAL.filename, "kept": self.kept()}
+
+    def loaded(self) -> None:
+        """The loader has just loaded a checkpoint: a failure is no longer worth showing."""
+        with self.lock:
+            if self.state in ("failed", "cancelled"):
+                self._forget()
+
+    def _forget(self) -> None:
+        self.state, self.kind, self.summary, self.message = "idle", "", "", ""
 
     @staticmethod
-    def present() -> tuple[bool, bool]:
-        """(the official file is there whole, some checkpoint the loader can use is there)."""
+    def present() -> tuple[bool, frozenset[str]]:
+        """(the official file is there whole, the checkpoints the loader can use)."""
         import folder_paths
 
         from syncdreamer_core.weights.download import OFFICIAL
 
         folder_paths.filename_list_cache.pop(MODEL_FOLDER, None)
-        official = usable = False
+        usable = set()
         for name in folder_paths.get_filename_list(MODEL_FOLDER):
             path = folder_paths.get_full_path(MODEL_FOLDER, name)
-            whole = name != OFFICIAL.filename or bool(path and os.path.getsize(path) == OFFICIAL.size)
-            official |= whole and name == OFFICIAL.filename
-            usable |= whole
-        return official, usable
+            if name != OFFICIAL.filename or (path and os.path.getsize(path) == OFFICIAL.size):
+                usable.add(name)
+        return OFFICIAL.filename in usable, frozenset(usable)
 
     @staticmethod
     def kept() -> int:
@@ -122,8 +130,10 @@ class CheckpointDownload:
         logging.info("SyncDreamer: %s", self.message)
 
     def _finish(self, state: str, kind: str, message: str, summary: str = "") -> None:
+        usable = self.present()[1]
         with self.lock:
             self.state, self.kind, self.message, self.summary = state, kind, message, summary
+            self.usable_then = usable
 
 
 DOWNLOAD = CheckpointDownload()

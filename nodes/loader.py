@@ -89,6 +89,9 @@ class SyncDreamerCheckpointLoader(io.ComfyNode):
             _CACHE.clear()
             _CACHE[key] = load(path, ckpt_name, dtype, mm.get_torch_device())
         model = _CACHE[key]
+        from .checkpoint_download import DOWNLOAD
+
+        DOWNLOAD.loaded()  # the button's failure, if any, no longer matters
         return io.NodeOutput(model, model.vae, model.clip_vision)
 
 

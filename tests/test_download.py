@@ -528,9 +528,25 @@ def test_a_failed_button_download_says_why_and_goes_plain_once_a_checkpoint_is_t
     status = download.status()
     assert status["state"] == "failed" and status["kind"] == "unreachable", status
     assert "could not download http://127.0.0.1:9/" in status["message"] and "Nothing was downloaded" in status["message"]
+    assert download.status()["state"] == "failed"  # asked again: still told
     save_file({"x": torch.zeros(1)}, str(folder / "my-syncdreamer.safetensors"))  # the user puts one there
     status = download.status()
     assert status["usable"] and not status["present"] and status["state"] == "idle" and status["message"] == ""
+
+
+def test_a_failure_is_no_longer_shown_once_the_loader_has_loaded_a_checkpoint(button, host, monkeypatch):
+    from node_host import run
+
+    download, folder = button
+    save_file({"x": torch.zeros(1)}, str(folder / "another.safetensors"))  # there before the failure
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    download.start()
+    download.thread.join(60)
+    assert download.status()["state"] == "failed" and download.status()["usable"]
+    monkeypatch.setattr(sys.modules["ComfyUI_SyncDreamer.nodes.checkpoint_download"], "DOWNLOAD", download)
+    monkeypatch.setitem(host["folder_paths"].folder_names_and_paths, "syncdreamer", ([str(host["tmp"] / "models" / "syncdreamer")], set()))
+    run(host, "SyncDreamerCheckpointLoader", ckpt_name="tiny.safetensors", dtype="fp32")
+    assert download.status()["state"] == "idle"
 
 
 def test_the_button_cancels_within_a_second_and_the_next_press_continues(button, tiny_file, monkeypatch):

@@ -101,7 +101,9 @@ def test_the_loaders_download_button_is_served_and_reports_a_failure_on_the_node
     assert status["kind"] == "unreachable" and status["summary"] == "can't reach 127.0.0.1" and status["usable"]
     cancel = urllib.request.Request(comfy.url + "/syncdreamer/checkpoint/cancel", method="POST", data=b"")
     with urllib.request.urlopen(cancel, timeout=30) as response:
-        assert json.load(response)["state"] == "idle"  # nothing runs; the tiny checkpoint is usable: no failure shown
+        assert json.load(response)["state"] == "failed"  # nothing runs, nothing to cancel: the failure stays told
+    assert_success(run(comfy, sampler_graph(1, 1)))  # the loader loads a checkpoint: the failure is not shown any more
+    assert comfy.get("/syncdreamer/checkpoint")["state"] == "idle"
 
 
 def test_node_errors_name_the_node_by_its_display_name(comfy):
