@@ -10,8 +10,9 @@ First the machine: its CPU features (native bf16/fp16 or not) and the measured m
 of each dtype (2048^3, this process's threads). Each configuration then runs in a fresh
 subprocess so that its peak memory (RSS on the CPU, max allocated on CUDA) is its own,
 and prints one JSON object: step time, memory, the step's FLOPs (torch's FLOP formulas,
-counted per dtype: ``flop_share_by_dtype`` shows what ran in which precision) and FLOP
-rate. ``--ddim-error SIZE`` adds the relative error of a whole 50-step DDIM run
+counted per dtype: ``flop_share_by_dtype`` shows what ran in which precision), FLOP rate,
+the dtype conversions of the step (``casts_per_step``: count and MB written per dtype pair) and,
+on a CPU, the step time the Sampler would have told before the run (``estimated_step_seconds``). ``--ddim-error SIZE`` adds the relative error of a whole 50-step DDIM run
 of that network size against fp32 for each dtype. Weights are random: speed and memory
 do not depend on their values.
 """
@@ -109,13 +110,27 @@ def worker(args) -> dict:
         "peak_memory_MB": round(peak_memory_mb(args.device), 1), "build_seconds": round(build_seconds, 1),
         "step_GFLOP": round(flops / 1e9, 1), "GFLOPs": round(flops / statistics.median(times) / 1e9, 2),
         "flop_share_by_dtype": flop_share,
+        "casts_per_step": casts_per_step(counter.ledger, device_type),
     }
+    if device_type == "cpu":  # what the Sampler tells before a run, beside what the step took
+        from syncdreamer_core.wait import estimate_step_seconds
+
+        result["estimated_step_seconds"] = round(estimate_step_seconds(config, args.dtype, args.weight_dtype,
+                                                                       args.batch_view_num, args.cfg != 1), 3)
     if args.compare_fp32 and (args.dtype != "fp32" or (args.weight_dtype or "fp32") != "fp32"):
         reference, _ = build_model(args.size, "fp32", args.device)
         eps32 = SyncDenoiser(reference, args.batch_view_num)(x, t, cond, args.cfg).float()
         result["max_abs_diff_vs_fp32"] = float((eps.float() - eps32).abs().max())
         result["rel_l2_vs_fp32"] = float((eps.float() - eps32).norm() / eps32.norm())
     return result
+
+
+def casts_per_step(ledger, device_type: str) -> dict:
+    """The step's dtype conversions: their count and the MB they write, per dtype pair."""
+    pairs = {f"{a}->{b}": {"count": ledger.casts[key], "MB": round(ledger.cast_bytes[key] / 2**20, 1)}
+             for key in sorted(ledger.casts) for (device, a, b) in [key] if device == device_type}
+    return {"total": sum(p["count"] for p in pairs.values()),
+            "MB": round(sum(p["MB"] for p in pairs.values()), 1), "by_pair": pairs}
 
 
 def matmul_rates(device: str, size: int = 2048) -> dict:

@@ -5,6 +5,7 @@ samplers over whole 16-view instances, and the host's MESH class."""
 from __future__ import annotations
 
 import functools
+import logging
 
 import torch
 
@@ -304,8 +305,10 @@ class SyncDreamerGuider:
         cond = self.conditioning(instances, seed)
         model = self.syncdreamer.load_to_device()
         device = model.network.device
-        denoiser = SyncDenoiser(model.network, self.views_that_fit(model.network), between_chunks=check_cancel)
+        views = self.views_that_fit(model.network)
+        denoiser = SyncDenoiser(model.network, views, between_chunks=check_cancel)
         steps = sigmas.shape[-1] - 1
+        countdown = announce_wait(model.network, views, self.cfg, steps, instances, evaluations_per_step(sampler))
         results = []
         try:
             for n in range(instances):
@@ -315,9 +318,10 @@ class SyncDreamerGuider:
                 if torch.count_nonzero(latent):
                     latent = model.process_latent_in(latent)
                 extra_args = {"model_options": dict(self.model_options), "seed": instance_seed(seed, n)}
-                step_callback = None
-                if callback is not None:
-                    def step_callback(i, x0, x, total, n=n):
+                def step_callback(i, x0, x, total, n=n):
+                    if countdown is not None:
+                        progress_text(countdown.describe(n * steps + i + 1))
+                    if callback is not None:
                         callback(n * steps + i, x0, x, instances * steps)
                 mask = denoise_mask[rows].to(device) if denoise_mask is not None else None
                 samples = sampler.sample(self, sigmas.to(device), extra_args, step_callback, noise[rows].to(device),
@@ -331,6 +335,43 @@ class SyncDreamerGuider:
         samples = torch.cat(results)
         check_finite_latents(samples.reshape(instances, VIEW_COUNT, *samples.shape[1:]))
         return model.process_latent_out(samples)
+
+
+#: k-diffusion samplers (as ComfyUI names their functions) that evaluate the model more than once a step.
+EVALUATIONS_PER_STEP = {"sample_heun": 2, "sample_dpm_2": 2, "sample_dpm_2_ancestral": 2, "sample_dpmpp_sde": 2,
+                        "sample_dpmpp_sde_gpu": 2, "sample_dpmpp_2s_ancestral": 2, "sample_heunpp2": 3}
+
+
+def evaluations_per_step(sampler) -> int:
+    function = getattr(sampler, "sampler_function", None)
+    return EVALUATIONS_PER_STEP.get(getattr(function, "__name__", ""), 1)
+
+
+def announce_wait(network, views: int, cfg: float, steps: int, instances: int, per_step: int = 1):
+    """On a CPU, the run's expected length in the log and on the running node, before its
+    first step; a countdown that keeps the node's text up to date (None elsewhere)."""
+    from syncdreamer_core.wait import Countdown, cpu_wait
+
+    estimate = cpu_wait(network, views, cfg, steps, instances, per_step)
+    if estimate is None:
+        return None
+    text = f"SyncDreamer on the CPU: {estimate.describe()}"
+    logging.info(text)
+    progress_text(text)
+    return Countdown(estimate)
+
+
+def progress_text(text: str) -> None:
+    """Text under the running node's progress bar (ComfyUI's progress text)."""
+    try:
+        import server
+        from comfy_execution.utils import get_executing_context
+    except ImportError:
+        return
+    context = get_executing_context()
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    if context is not None and instance is not None and hasattr(instance, "send_progress_text"):
+        instance.send_progress_text(text, context.node_id)
 
 
 def empty_latent(instances: int) -> torch.Tensor:

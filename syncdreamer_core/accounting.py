@@ -86,6 +86,13 @@ class DeviceLedger:
     flops: Counter = field(default_factory=Counter)
     #: FLOPs per (device type, dtype, op): which ops ran in which precision
     op_flops: Counter = field(default_factory=Counter)
+    #: bytes written per (device type, dtype, op) by the ops without FLOPs (views excluded):
+    #: the memory-bound rest of a step (norms, activations, additions, copies, sampling)
+    op_bytes: Counter = field(default_factory=Counter)
+    #: dtype conversions per (device type, from dtype, to dtype): ``casts`` counts them,
+    #: ``cast_bytes`` the bytes they write
+    casts: Counter = field(default_factory=Counter)
+    cast_bytes: Counter = field(default_factory=Counter)
     reads: list = field(default_factory=list)
 
     def flop_share(self, device: str) -> dict[str, float]:
@@ -93,6 +100,27 @@ class DeviceLedger:
         on = {dtype: n for (kind, dtype), n in self.flops.items() if kind == device}
         total = sum(on.values())
         return {dtype: n / total for dtype, n in sorted(on.items())} if total else {}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _is_view(func) -> bool:
+    """An op whose output aliases its input without writing (view, reshape, transpose...)."""
+    schema = func._schema
+    return not schema.is_mutable and any(r.alias_info is not None for r in schema.returns)
+
+
+#: Ops that convert a tensor's dtype: the source is their first argument, or the second for copy_.
+CASTS = {aten._to_copy.default: 0, aten.copy_.default: 1, aten.to.dtype: 0, aten.to.dtype_layout: 0}
+
+
+def _cast_source(func, args) -> torch.dtype | None:
+    position = CASTS.get(func)
+    if position is None or len(args) <= position or not isinstance(args[position], torch.Tensor):
+        return None
+    return args[position].dtype
 
 
 class Accounting(TorchDispatchMode):
@@ -171,9 +199,24 @@ class Accounting(TorchDispatchMode):
                 dtype = str(first.dtype).replace("torch.", "")
                 self.ledger.flops[(device, dtype)] += int(count)
                 self.ledger.op_flops[(device, dtype, str(packet).replace("aten.", ""))] += int(count)
+        elif device and not _is_view(func):
+            self._count_bytes(func, args, kwargs, out, device)
         for leaf in tree_flatten(out)[0]:
             if isinstance(leaf, torch.Tensor):
                 self.count_storage(leaf)
+
+    def _count_bytes(self, func, args, kwargs, out, device: str) -> None:
+        written = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not written:
+            return
+        nbytes = sum(t.numel() * t.element_size() for t in written)
+        op = str(func._overloadpacket).replace("aten.", "")
+        self.ledger.op_bytes[(device, _dtype_name(written[0].dtype), op)] += nbytes
+        source = _cast_source(func, args)
+        if source is not None and source != written[0].dtype:
+            pair = (device, _dtype_name(source), _dtype_name(written[0].dtype))
+            self.ledger.casts[pair] += 1
+            self.ledger.cast_bytes[pair] += nbytes
 
     def note_reads(self, func, args, kwargs) -> None:
         """A scalar read of a device tensor, or a copy of one to the CPU."""

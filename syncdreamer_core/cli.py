@@ -93,6 +93,9 @@ def cmd_generate(args) -> int:
         print(f"loading {checkpoint} ...")
         pipe = SyncDreamerPipeline.from_checkpoint(checkpoint, args.dtype, args.device, args.num_heads,
                                                    args.batch_view_num, args.weight_dtype)
+        wait = pipe.cpu_wait(args.steps, args.sample_num, args.cfg_scale)
+        if wait is not None:
+            print(f"sampling on the CPU: {wait.describe()}", file=sys.stderr)
         result = pipe(image, args.elevation, args.crop_size, sample_count=args.sample_num, steps=args.steps,
                       cfg_scale=args.cfg_scale, eta=args.eta, seed=args.seed, sampler=args.sampler,
                       callback=progress_bar("SyncDreamer"))

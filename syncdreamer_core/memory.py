@@ -37,6 +37,9 @@ class MemoryShortage(ValueError):
 class PeakEstimate:
     weights: int  # bytes of the weights resident on the device
     peak: int  # bytes at the busiest moment, weights included
+    #: (dtype, op, FLOPs) and (dtype, op, bytes written) of the pass: what ``wait.py`` turns into time
+    op_flops: tuple[tuple[str, str, int], ...] = ()
+    op_bytes: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def activations(self) -> int:
@@ -58,9 +61,10 @@ class _MetaAccounting(Accounting):
         if func is aten.scaled_dot_product_attention.default:
             query, key, value = args[:3]
             mask = args[3] if len(args) > 3 else kwargs.get("attn_mask")
-            out = aten._scaled_dot_product_efficient_attention.default(query, key, value, mask, False)[0]
-            self.account(func, args, kwargs, out)
-            return out
+            efficient = aten._scaled_dot_product_efficient_attention.default
+            outs = efficient(query, key, value, mask, False)
+            self.account(efficient, (query, key, value, mask, False), {}, outs)
+            return outs[0]
         return super().__torch_dispatch__(func, types, args, kwargs)
 
 
@@ -98,7 +102,9 @@ def sampling_peak(config, dtype="fp16", weight_dtype=None, batch_view_num: int =
         out = SyncDenoiser(model, batch_view_num)(x, torch.zeros(1, dtype=torch.long, device="meta"), cond,
                                                    2.0 if cfg else 1.0)
         del out
-    return PeakEstimate(weights, accounting.ledger.peak["meta"])
+    ledger = accounting.ledger
+    return PeakEstimate(weights, ledger.peak["meta"], *(tuple((dtype, op, n) for (_, dtype, op), n in sorted(counts.items()))
+                                                        for counts in (ledger.op_flops, ledger.op_bytes)))
 
 
 @functools.lru_cache(maxsize=8)

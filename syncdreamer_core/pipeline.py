@@ -52,6 +52,14 @@ class SyncDreamerPipeline:
     def model(self):
         return self.loaded.model
 
+    def cpu_wait(self, steps: int = defaults.STEPS, sample_count: int = 1, cfg_scale: float = defaults.CFG):
+        """How long sampling will take when the network runs on a CPU (``wait.WaitEstimate``),
+        else None."""
+        from .diffusion.schedule import ddim_timesteps
+        from .wait import cpu_wait
+
+        return cpu_wait(self.model, self.denoiser.batch_view_num, cfg_scale, len(ddim_timesteps(steps)), sample_count)
+
     def condition(self, pixels: torch.Tensor, elevation_deg, sample_count: int = 1,
                   seed: int = defaults.SEED) -> Conditioning:
         """pixels [I, 3, 256, 256] in [-1, 1] -> conditioning for ``sample_count`` instances per image."""

@@ -4,6 +4,7 @@ model is loaded."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -54,7 +55,9 @@ def test_generate_writes_strips_and_grids(tmp_path, ckpt, capsys):
     grid = np.asarray(Image.open(tmp_path / "out" / "0-grid.png"))
     assert strip.shape == (256, 4096, 3) and grid.shape == (1024, 1024, 3)
     assert np.array_equal(strip[:, 256:512], grid[:256, 256:512])  # view 1 in both layouts
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["command"] == "generate"
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["command"] == "generate"
+    assert re.search(r"sampling on the CPU: about \d+ s on this CPU \(\d+ steps, ~\d+ s a step in fp32\)", err), err
 
 
 def test_candidate_k_can_be_regenerated_alone_with_seed_plus_k(tmp_path, ckpt):
