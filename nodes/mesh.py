@@ -224,7 +224,8 @@ class SyncDreamerSaveMesh(io.ComfyNode):
         from syncdreamer_core.outputs import check_name
         from syncdreamer_core.recon.export import export_asset
         from syncdreamer_core.recon.formats import MESH_FORMATS
-        from syncdreamer_core.recon.printing import check_print_size, for_print
+        from syncdreamer_core.recon.formats import PRINT_FORMATS
+        from syncdreamer_core.recon.printing import PrintError, check_print_size, for_print
 
         if format not in MESH_FORMATS:
             raise NodeInputError(f"format must be one of {', '.join(MESH_FORMATS)}, got {format!r}")
@@ -243,9 +244,16 @@ class SyncDreamerSaveMesh(io.ComfyNode):
         reports = []
         for asset in assets:
             name = f"{filename}_{counter:05}_.{format}"
-            printed = core_errors(for_print, asset, print_size_mm, size_of, bool(flat_base))
-            reports.append(f"{name}: " + printed[2].describe()
-                           + ("" if format in ("stl", "3mf") else f" at {print_size_mm:g} mm"))
+            if format in PRINT_FORMATS:
+                printed = core_errors(for_print, asset, print_size_mm, size_of, bool(flat_base), name)
+                reports.append(f"{name}: " + printed[2].describe())
+            else:  # the report says what a slicer would see; a mesh that cannot be printed is still saved
+                try:
+                    printed = for_print(asset, print_size_mm, size_of, bool(flat_base), "it")
+                    reports.append(f"{name}: {printed[2].describe()} at {print_size_mm:g} mm")
+                except PrintError as error:
+                    printed = None
+                    reports.append(f"{name}: saved; not printable as it is: {error}")
             try:
                 core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis, metadata,
                             print_size_mm, size_of, bool(flat_base), printed)

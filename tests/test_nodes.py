@@ -504,3 +504,17 @@ def test_estimate_elevation_node_recovers_view_zero(host):
         node.execute(image=image, object_mask=1 - mask, views=views)
     with pytest.raises(ValueError, match="same size"):
         node.execute(image=image, object_mask=mask[:, :128, :128], views=views)
+
+
+def test_a_flat_mesh_saves_as_glb_with_a_word_and_is_refused_as_stl(host):
+    # a planar mesh another node might hand over (ComfyUI's MESH is y up: zero height)
+    vertices = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])
+    flat = comfy_stubs.MESH(vertices, torch.tensor([[[0, 1, 2], [0, 2, 3]]]))
+    saver = host["nodes"]["SyncDreamerSaveMesh"]
+    saved = saver.execute(mesh=flat, filename_prefix="mesh/flat", format="glb")
+    assert (host["tmp"] / "output" / saved[0]).is_file()
+    assert "saved; not printable as it is: it has no height to scale: it measures 1 x 0 x 1" in saved.ui["text"][0]
+    with pytest.raises(ValueError, match=r"SyncDreamer Save Mesh: flat_00002_.stl has no height to scale: it measures "
+                                         r"1 x 0 x 1 \(w x h x d, y up\)"):
+        saver.execute(mesh=flat, filename_prefix="mesh/flat", format="stl")
+    assert not any(p.suffix == ".stl" for p in (host["tmp"] / "output" / "mesh").iterdir())

@@ -148,3 +148,64 @@ def test_a_flat_base_stands_on_the_plate_and_the_report_tells_the_truth(tmp_path
     assert colours.shape == (len(based.vertices), 3) and colours.std() > 0.02
     longest, _, by_longest = for_print(asset, 80.0, "longest side")
     assert max(by_longest.size_mm) == pytest.approx(80.0, abs=0.01)
+
+
+# ---------------------------------------------------------------- meshes a printer cannot take
+
+def flat_square(colours: bool) -> "MeshAsset":
+    """A square with no height (SyncDreamer's frame is z up: zero extent along z)."""
+    from syncdreamer_core.recon.asset import MeshAsset
+
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float32)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    return MeshAsset(vertices, faces, vertex_colors=np.full((4, 3), 0.5, np.float32) if colours else None)
+
+
+@pytest.mark.parametrize("colours", [False, True])
+@pytest.mark.parametrize("file_format", ["stl", "3mf"])
+def test_a_mesh_without_height_is_refused_by_name_with_its_sizes(tmp_path, file_format, colours):
+    from syncdreamer_core.recon.printing import PrintError, for_print
+
+    with pytest.raises(PrintError, match=r"mesh_1 has no height to scale: it measures 1 x 0 x 1 \(w x h x d, y up\), so "
+                                         r"no scale makes it 100 mm tall.*or size it by its longest side"):
+        for_print(flat_square(colours), 100.0, "height", name="mesh_1")
+    with pytest.raises(PrintError):
+        export_asset(flat_square(colours), tmp_path / f"flat.{file_format}", print_size_mm=100.0)
+    assert not (tmp_path / f"flat.{file_format}").exists()
+
+
+def test_a_flat_mesh_prints_by_its_longest_side_and_saves_as_glb(tmp_path):
+    from syncdreamer_core.recon.printing import for_print
+
+    solid, _, report = for_print(flat_square(False), 50.0, "longest side")
+    assert np.isfinite(solid.vertices).all() and max(report.size_mm) == pytest.approx(50.0, rel=1e-3)
+    assert export_asset(flat_square(True), tmp_path / "flat.glb") == [str(tmp_path / "flat.glb")]
+
+
+def test_a_print_larger_than_any_printer_is_told_in_the_report():
+    from syncdreamer_core.recon.asset import MeshAsset
+    from syncdreamer_core.recon.printing import for_print
+
+    slab = trimesh.creation.box(extents=(1.0, 1.0, 0.001))  # 1 x 1 wide, 0.001 tall in the z-up frame
+    asset = MeshAsset(np.asarray(slab.vertices, np.float32), np.asarray(slab.faces))
+    _, _, report = for_print(asset, 100.0, "height")
+    assert report.size_mm[0] == pytest.approx(100_000, rel=1e-3)
+    assert report.warnings and "100000 mm wide: larger than any printer (1000 mm)" in report.describe()
+    _, _, fine = for_print(asset, 100.0, "longest side")
+    assert fine.warnings == ()
+
+
+@pytest.mark.parametrize("file_format", ["glb", "obj", "ply", "stl", "3mf"])
+def test_no_nan_or_infinity_ever_reaches_a_file(tmp_path, file_format, monkeypatch):
+    from syncdreamer_core.recon import asset as asset_module
+    from syncdreamer_core.recon.formats import ExportError
+
+    box = trimesh.creation.box()
+    asset = asset_module.MeshAsset(np.asarray(box.vertices, np.float32), np.asarray(box.faces))
+    turned = asset.to_y_up()
+    turned.vertices[0, 1] = np.nan  # what a broken transform would leave, after every check of the asset
+    monkeypatch.setattr(asset_module.MeshAsset, "to_y_up", lambda self: turned)
+    target = tmp_path / f"broken.{file_format}"
+    with pytest.raises((ExportError, ValueError), match="NaN or infinite"):
+        export_asset(asset, target)
+    assert not target.exists()

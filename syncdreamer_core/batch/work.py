@@ -194,7 +194,8 @@ def _write_outputs(row: dict, folder: Path) -> dict:
     from ..outputs import atomic_write
     from ..recon import make_asset, reconstruct_fast, reconstruct_quality
     from ..recon.export import export_asset
-    from ..recon.printing import for_print
+    from ..recon.formats import PRINT_FORMATS
+    from ..recon.printing import PrintError, for_print
     from ..recon.ranking import rank_candidates
 
     settings = row_settings(row)
@@ -229,8 +230,13 @@ def _write_outputs(row: dict, folder: Path) -> dict:
     metadata = {"generator": f"ComfyUI-SyncDreamer {__version__}", "syncdreamer_batch": json.dumps(
         {"input_sha256": row["content_hash"], "settings": settings})}
     printing = (float(settings["print_size_mm"]), settings["size_of"], bool(settings["flat_base"]))
-    printed = for_print(asset, *printing)
-    row["print"] = json.dumps(printed[2].as_dict())
+    try:
+        printed = for_print(asset, *printing, name="the mesh")
+        row["print"] = json.dumps(printed[2].as_dict())
+    except PrintError as error:
+        if set(settings["formats"]) & set(PRINT_FORMATS):
+            raise
+        printed, row["print"] = None, json.dumps({"not_printable": str(error)})
     for file_format in settings["formats"]:
         name = "mesh" if file_format == "glb" else f"mesh_{file_format}"
         target = folder / f"model.{file_format}"

@@ -21,11 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .asset import MeshAsset
-from .formats import MESH_FORMATS, PRINT_FORMATS
+from .formats import MESH_FORMATS, PRINT_FORMATS, ExportError, require_finite
 
-
-class ExportError(ValueError):
-    """A mesh that cannot be written where or as asked."""
+__all__ = ["ExportError", "export_asset", "read_glb"]
 
 
 def export_asset(asset: MeshAsset, path: str | os.PathLike, file_format: str | None = None,
@@ -54,6 +52,8 @@ def export_asset(asset: MeshAsset, path: str | os.PathLike, file_format: str | N
             write_3mf(solid, colors if (asset.textured or asset.vertex_colors is not None) else None, path)
         return [str(path)]
     oriented = asset.to_y_up() if up_axis == "y" else asset
+    require_finite(path, vertices=oriented.vertices, normals=oriented.normals, uvs=oriented.uvs,
+                   colours=oriented.vertex_colors)
     if file_format == "glb":
         write_glb(oriented, path, metadata)
         return [str(path)]

@@ -19,12 +19,16 @@ import numpy as np
 import trimesh
 
 from .asset import MeshAsset
-from .formats import SIZE_OF
+from .formats import SIZE_OF, require_finite
 from .mesh_tools import is_solid, make_solid
 
 #: Depth of the flat base's cut: this share of the height, at least BASE_MIN_MM.
 BASE_SHARE = 0.02
 BASE_MIN_MM = 0.4
+#: A side longer than this fits no plausible printer (the report says so).
+LARGEST_PRINTER_MM = 1000.0
+#: A side shorter than this share of the longest is no extent: the mesh is flat along it.
+FLAT_SHARE = 1e-6
 
 
 class PrintError(ValueError):
@@ -40,12 +44,14 @@ class PrintReport:
     size_mm: tuple[float, float, float]  # x, y (up), z extents
     faces: int
     bodies: int
+    warnings: tuple[str, ...] = ()
 
     def describe(self) -> str:
         x, y, z = self.size_mm
         closed = "closed 2-manifold" if self.watertight else "NOT closed"
         return (f"{closed}, {self.bodies} bod{'y' if self.bodies == 1 else 'ies'}, {self.faces} faces, "
-                f"{x:.1f} x {y:.1f} x {z:.1f} mm (w x h x d), {self.volume_ml:.1f} ml")
+                f"{x:.1f} x {y:.1f} x {z:.1f} mm (w x h x d), {self.volume_ml:.1f} ml"
+                + "".join(f"; WARNING: {w}" for w in self.warnings))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -62,19 +68,22 @@ def check_print_size(size_mm, size_of: str = "height") -> float:
 def solid_geometry(asset: MeshAsset) -> trimesh.Trimesh:
     """The asset's surface, y up, welded by position (UV seams closed) and made solid."""
     oriented = asset.to_y_up()
+    require_finite("the mesh", vertices=oriented.vertices)  # welding would hide a NaN, not mend it
     return make_solid(trimesh.Trimesh(oriented.vertices.astype(np.float64), oriented.faces, process=False))
 
 
-def for_print(asset: MeshAsset, size_mm: float, size_of: str = "height", flat_base: bool = False
-              ) -> tuple[trimesh.Trimesh, np.ndarray, PrintReport]:
+def for_print(asset: MeshAsset, size_mm: float, size_of: str = "height", flat_base: bool = False,
+              name: str = "the mesh") -> tuple[trimesh.Trimesh, np.ndarray, PrintReport]:
     """The solid in millimetres (y up, standing on y = 0, centred over the origin), the sRGB
-    colour (0..1) of each of its vertices (for 3MF), and its report."""
+    colour (0..1) of each of its vertices (for 3MF), and its report. A mesh with no extent
+    along the sized axis (``name`` in the message) is refused: no scale makes it that size."""
     size_mm = check_print_size(size_mm, size_of)
     mesh = solid_geometry(asset)
 
     def measured(m: trimesh.Trimesh) -> float:
         return m.extents[1] if size_of == "height" else m.extents.max()
 
+    check_extent(mesh, size_mm, size_of, name)
     scale = size_mm / measured(mesh)
     mesh.apply_scale(scale)
     if flat_base:
@@ -87,11 +96,26 @@ def for_print(asset: MeshAsset, size_mm: float, size_of: str = "height", flat_ba
     return mesh, _colors_at(asset, mesh, scale, shift), report(mesh)
 
 
+def check_extent(mesh: trimesh.Trimesh, size_mm: float, size_of: str, name: str) -> None:
+    x, y, z = (float(v) for v in mesh.extents)
+    extent = y if size_of == "height" else max(x, y, z)
+    if not np.isfinite([x, y, z]).all() or extent <= FLAT_SHARE * max(x, y, z, 0.0) or extent <= 0:
+        raise PrintError(f"{name} has no {'height' if size_of == 'height' else 'extent'} to scale: it measures "
+                         f"{x:.6g} x {y:.6g} x {z:.6g} (w x h x d, y up), so no scale makes it {size_mm:g} mm "
+                         f"{'tall' if size_of == 'height' else 'long'}. A flat mesh cannot be printed as it is: "
+                         "give it thickness first" + (", or size it by its longest side" if size_of == "height"
+                                                      and max(x, z) > 0 else ""))
+
+
 def report(mesh: trimesh.Trimesh) -> PrintReport:
     solid = is_solid(mesh)
+    sides = tuple(round(float(v), 2) for v in mesh.extents)
+    warnings = tuple(f"{side:.0f} mm {axis}: larger than any printer ({LARGEST_PRINTER_MM:.0f} mm); lower print_size_mm "
+                     "or size it by its longest side" for side, axis in zip(sides, ("wide", "tall", "deep"))
+                     if side > LARGEST_PRINTER_MM)
     return PrintReport(watertight=solid, volume_ml=round(float(abs(mesh.volume)) / 1000.0, 3) if solid else 0.0,
-                       size_mm=tuple(round(float(v), 2) for v in mesh.extents), faces=len(mesh.faces),
-                       bodies=len(mesh.split(only_watertight=False)))
+                       size_mm=sides, faces=len(mesh.faces), bodies=len(mesh.split(only_watertight=False)),
+                       warnings=warnings)
 
 
 def _cut_base(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -132,6 +156,7 @@ def _colors_at(asset: MeshAsset, mesh: trimesh.Trimesh, scale: float, shift: np.
 
 def write_stl(mesh: trimesh.Trimesh, path: Path) -> None:
     """Binary STL in millimetres, z up (standing on the build plate)."""
+    require_finite(path, vertices=mesh.vertices)
     upright = trimesh.Trimesh(_z_up(mesh.vertices), mesh.faces, process=False)
     Path(path).write_bytes(trimesh.exchange.stl.export_stl(upright))
 
@@ -148,6 +173,7 @@ _RELS = ('<?xml version="1.0" encoding="UTF-8"?>\n<Relationships xmlns="http://s
 def write_3mf(mesh: trimesh.Trimesh, colors: np.ndarray | None, path: Path, name: str = "SyncDreamer object") -> None:
     """3MF (core spec, unit millimetre) with per-vertex colours as a colour group of the
     Materials and Properties extension, which colour-aware slicers read."""
+    require_finite(path, vertices=mesh.vertices, colours=colors)
     vertices = "".join(f'<vertex x="{x:.4f}" y="{y:.4f}" z="{z:.4f}"/>' for x, y, z in _z_up(mesh.vertices))
     has_color = colors is not None and len(colors) == len(mesh.vertices)
     if has_color:
