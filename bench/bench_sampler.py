@@ -6,15 +6,15 @@
     python bench/bench_sampler.py --size full --weight-dtype fp16   # fp16 storage, fp32 compute
     python bench/bench_sampler.py --size full --dtype fp32 bf16 --ddim-error small
 
-First the machine: its CPU features (native bf16/fp16 or not) and the measured matmul rate
-of each dtype (2048^3, this process's threads). Each configuration then runs in a fresh
-subprocess so that its peak memory (RSS on the CPU, max allocated on CUDA) is its own,
-and prints one JSON object: step time, memory, the step's FLOPs (torch's FLOP formulas,
-counted per dtype: ``flop_share_by_dtype`` shows what ran in which precision), FLOP rate,
-the dtype conversions of the step (``casts_per_step``: count and MB written per dtype pair) and,
-on a CPU, the step time the Sampler would have told before the run (``estimated_step_seconds``). ``--ddim-error SIZE`` adds the relative error of a whole 50-step DDIM run
-of that network size against fp32 for each dtype. Weights are random: speed and memory
-do not depend on their values.
+First the machine: its CPU features (native bf16/fp16 or not) and the measured matmul rate of
+each dtype (2048^3, this process's threads). Each configuration then runs in a fresh subprocess
+so that its peak memory (RSS on the CPU, max allocated on CUDA) is its own, and prints one JSON
+object: step time, memory, the step's FLOPs (torch's FLOP formulas, counted per dtype:
+``flop_share_by_dtype`` shows what ran in which precision), FLOP rate, the dtype conversions of
+the step (``casts_per_step``: count and MB written per dtype pair) and, on a CPU, the step time
+the Sampler would have told before the run (``estimated_step_seconds``). ``--ddim-error SIZE``
+adds the relative error of a whole 50-step DDIM run of that network size against fp32 for each
+dtype. Weights are random: speed and memory do not depend on their values.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ choose either.
 
 ``present``: the official file is in models/syncdreamer, whole (the button is shown while it is
 not); ``usable``: some checkpoint the loader can use is there. A failure stops being shown once
-a checkpoint arrives another way or the loader has loaded one. ``state``: idle, downloading, cancelling, failed, cancelled or done;
-``kind`` says why it failed, ``summary`` in a few words (the button's label), ``message`` in
-full; ``kept``: bytes of a stopped download the next one continues.
+a checkpoint arrives another way or the loader has loaded one. ``state``: idle, downloading,
+cancelling, failed, cancelled or done; ``kind`` says why it failed, ``summary`` in a few words
+(the button's label), ``message`` in full; ``kept``: bytes of a stopped download the next one
+continues.
 """
 
 from __future__ import annotations

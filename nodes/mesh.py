@@ -223,8 +223,7 @@ class SyncDreamerSaveMesh(io.ComfyNode):
 
         from syncdreamer_core.outputs import check_name
         from syncdreamer_core.recon.export import export_asset
-        from syncdreamer_core.recon.formats import MESH_FORMATS
-        from syncdreamer_core.recon.formats import PRINT_FORMATS
+        from syncdreamer_core.recon.formats import MESH_FORMATS, PRINT_FORMATS
         from syncdreamer_core.recon.printing import PrintError, check_print_size, for_print
 
         if format not in MESH_FORMATS:

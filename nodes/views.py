@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from comfy_api.latest import io
 
 from syncdreamer_core.constants import VIEW_COUNT
@@ -31,12 +33,16 @@ class SyncDreamerSplitViews(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, layout="auto"):
-        from syncdreamer_core.layout import detect_layout, split_grid, split_strip
+        from syncdreamer_core.layout import detect_layout, split_grid, split_strip, unlike_views
 
         image_batch(image)
         if layout == "auto":
             layout = core_errors(detect_layout, image)
-        return io.NodeOutput(core_errors(split_strip if layout == "strip" else split_grid, image))
+        views = core_errors(split_strip if layout == "strip" else split_grid, image)
+        unlike = unlike_views(views)
+        if unlike:  # here, where the wrong image entered, not at the reconstruction
+            raise NodeInputError(f"image: {unlike}. Give the strip or grid SyncDreamer's views were saved as")
+        return io.NodeOutput(views)
 
 
 class SyncDreamerComposeViews(io.ComfyNode):
@@ -57,10 +63,17 @@ class SyncDreamerComposeViews(io.ComfyNode):
 
     @classmethod
     def execute(cls, views, layout="grid"):
-        from syncdreamer_core.layout import compose_grid, compose_strip
+        from syncdreamer_core.layout import compose_grid, compose_strip, unlike_views
+
+        from .host import progress_text
 
         image_batch(views, "views")
-        return io.NodeOutput(core_errors(compose_strip if layout == "strip" else compose_grid, views))
+        composed = core_errors(compose_strip if layout == "strip" else compose_grid, views)
+        unlike = unlike_views(views)
+        if unlike:  # composed all the same (an untrained or odd model's views are worth seeing), but said
+            logging.warning("SyncDreamer Compose Views: %s", unlike)
+            progress_text(f"Note: {unlike}")
+        return io.NodeOutput(composed)
 
 
 class SyncDreamerSelectViews(io.ComfyNode):

@@ -16,6 +16,10 @@ from scipy import ndimage
 
 #: 4-connectivity: a diagonal gap between two white regions keeps them apart.
 CONNECTIVITY = ndimage.generate_binary_structure(2, 1)
+#: SyncDreamer's own views: a pixel farther than this from white (max over channels, 0..255)
+#: is object, and at least this share of a view's border is white.
+VIEW_WHITE_TOLERANCE = 18
+VIEW_BORDER_WHITE = 0.5
 
 
 def white_distance(rgb: np.ndarray) -> np.ndarray:
@@ -34,6 +38,12 @@ def border_values(array: np.ndarray) -> np.ndarray:
 def border_white_share(rgb: np.ndarray, tolerance: float) -> float:
     """Share of border pixels within ``tolerance`` levels of white."""
     return float(border_values(white_distance(rgb) <= tolerance).mean())
+
+
+def views_without_white_border(views: np.ndarray) -> list[int]:
+    """Indices of the views [N, H, W, 3] (float in 0..1 or uint8) whose border is not mostly
+    white, as SyncDreamer's always is."""
+    return [i for i, view in enumerate(views) if border_white_share(view[..., :3], VIEW_WHITE_TOLERANCE) < VIEW_BORDER_WHITE]
 
 
 def border_background(rgb: np.ndarray, tolerance: float) -> np.ndarray:

@@ -32,6 +32,8 @@ COARSE_STEP = 2.0
 #: IoU gap between the best elevation and any elevation >= this far from it, for full confidence.
 CONFIDENT_MARGIN = 0.05
 MARGIN_DISTANCE = 10.0
+#: Views the visual hull may leave out (a view that disagrees, a blank one).
+HULL_TOLERANCE = 2
 
 
 class ElevationError(ValueError):
@@ -119,7 +121,9 @@ def estimate_elevation(input_mask: np.ndarray, views: np.ndarray, view_masks: np
             "the input mask covers most of the image border, so it looks inverted (1 on the background): give the "
             "prepared input's object mask (1 = object), e.g. Prepare Image's object_mask output")
     viewset = prepare_views(views, view_masks)
-    hull, _ = visual_hull(viewset.masks, target_cameras(), hull_resolution, tolerance=2, centred_bbox=True)
+    viewset.check_carvable(HULL_TOLERANCE, "the elevation's visual hull can leave out")
+    hull, _ = visual_hull(viewset.masks, target_cameras(), hull_resolution, tolerance=HULL_TOLERANCE,
+                          centred_bbox=True)
     mesh = field_to_mesh(hull)
     size = mask.shape[0]
     if mask.shape[0] != mask.shape[1]:

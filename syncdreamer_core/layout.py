@@ -91,6 +91,24 @@ def split_grid(images: torch.Tensor, view_count: int = VIEW_COUNT) -> torch.Tens
     return split(images, rows, columns)
 
 
+def unlike_views(views: torch.Tensor, view_count: int = VIEW_COUNT) -> str | None:
+    """What makes ``views`` [B*N, H, W, C] unlike SyncDreamer's, set by set (most views of a
+    set without a white border: SyncDreamer draws objects on white), or None. Views with alpha
+    are not judged: the alpha is their background."""
+    if views.shape[-1] != 3 or views.shape[0] % view_count:
+        return None
+    from .background import views_without_white_border
+
+    images = views.detach().float().cpu().numpy()
+    for start in range(0, len(images), view_count):
+        unlike = views_without_white_border(images[start:start + view_count])
+        if len(unlike) > view_count // 2:
+            where = f"set {start // view_count}: " if len(images) > view_count else ""
+            return (f"{where}{len(unlike)} of its {view_count} views have no white border, and SyncDreamer draws "
+                    f"every object on white: these do not look like {expected_views(view_count)}")
+    return None
+
+
 def detect_layout(images: torch.Tensor, view_count: int = VIEW_COUNT) -> str:
     """'strip' or 'grid' from the aspect ratio of [B, H, W, C] images."""
     height, width = images.shape[-3:-1]

@@ -544,7 +544,8 @@ def test_a_failure_is_no_longer_shown_once_the_loader_has_loaded_a_checkpoint(bu
     download.thread.join(60)
     assert download.status()["state"] == "failed" and download.status()["usable"]
     monkeypatch.setattr(sys.modules["ComfyUI_SyncDreamer.nodes.checkpoint_download"], "DOWNLOAD", download)
-    monkeypatch.setitem(host["folder_paths"].folder_names_and_paths, "syncdreamer", ([str(host["tmp"] / "models" / "syncdreamer")], set()))
+    models = str(host["tmp"] / "models" / "syncdreamer")
+    monkeypatch.setitem(host["folder_paths"].folder_names_and_paths, "syncdreamer", ([models], set()))
     run(host, "SyncDreamerCheckpointLoader", ckpt_name="tiny.safetensors", dtype="fp32")
     assert download.status()["state"] == "idle"
 

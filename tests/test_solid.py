@@ -152,7 +152,7 @@ def test_a_flat_base_stands_on_the_plate_and_the_report_tells_the_truth(tmp_path
 
 # ---------------------------------------------------------------- meshes a printer cannot take
 
-def flat_square(colours: bool) -> "MeshAsset":
+def flat_square(colours: bool):
     """A square with no height (SyncDreamer's frame is z up: zero extent along z)."""
     from syncdreamer_core.recon.asset import MeshAsset
 

@@ -528,3 +528,60 @@ def test_files_that_are_not_what_their_name_says_are_named_for_what_they_are(tmp
     folder.mkdir()
     with pytest.raises(ValueError, match="is a folder; give a file name ending in .safetensors"):
         convert_checkpoint(model, folder)
+
+
+def chicken_masks() -> np.ndarray:
+    from syncdreamer_core.recon.views import prepare_views
+
+    return prepare_views(chicken_views_uint8()).masks
+
+
+def test_empty_masks_given_for_half_the_views_are_called_empty_masks_not_blank_views():
+    from syncdreamer_core.recon import ReconstructionInputError, reconstruct_fast
+
+    masks = chicken_masks().copy()
+    masks[:8] = False  # eight empty masks: not more than half, so the masks themselves pass
+    with pytest.raises(ReconstructionInputError, match=re.escape("the masks given for views [0, 1, 2, 3, 4, 5, 6, 7] "
+                                                                 "are empty (0 everywhere), more than the 2")):
+        reconstruct_fast(chicken_views_uint8(), masks=masks, resolution=32)
+
+
+def test_whole_frame_masks_given_are_called_that_not_a_missing_background():
+    from syncdreamer_core.recon import ReconstructionInputError, reconstruct_fast
+
+    with pytest.raises(ReconstructionInputError, match=r"the masks given for views \[0, 1, .*15\] cover the whole "
+                                                       r"frame: each mask must mark only the object"):
+        reconstruct_fast(chicken_views_uint8(), masks=np.ones((16, 256, 256), bool), resolution=32)
+
+
+def test_estimate_elevation_names_the_blank_views(host):
+    from syncdreamer_core.elevation import estimate_elevation
+
+    views = chicken_views_uint8().copy()
+    views[[2, 5, 8, 9, 12, 15]] = 255
+    mask = np.zeros((256, 256), np.float32)
+    mask[60:200, 70:190] = 1
+    with pytest.raises(ValueError, match=re.escape("views [2, 5, 8, 9, 12, 15] are blank (all white, no object), more "
+                                                   "than the 2 the elevation's visual hull can leave out")):
+        estimate_elevation(mask, views)
+
+
+def test_a_photo_given_to_split_views_is_refused_there(host):
+    rng = np.random.default_rng(0)
+    photo = torch.from_numpy(rng.uniform(0.1, 0.8, (1, 768, 768, 3)).astype(np.float32))  # a busy square photo
+    with pytest.raises(ValueError, match=r"^SyncDreamer Split Views: image: 16 of its 16 views have no white border, "
+                                         "and SyncDreamer draws every object on white: these do not look like "
+                                         "SyncDreamer's views"):
+        run(host, "SyncDreamerSplitViews", image=photo, layout="auto")
+    grid = torch.from_numpy(np.asarray(Image.open(EXAMPLES / "chicken-views.png").convert("RGB"), np.float32) / 255)
+    assert run(host, "SyncDreamerSplitViews", image=grid[None], layout="auto")[0].shape == (16, 256, 256, 3)
+
+
+def test_compose_views_composes_odd_views_and_says_so(host, caplog):
+    import logging
+
+    noise = torch.rand(16, 64, 64, 3)  # what an untrained network decodes to
+    with caplog.at_level(logging.WARNING):
+        (grid,) = run(host, "SyncDreamerComposeViews", views=noise, layout="grid").args
+    assert grid.shape == (1, 256, 256, 3)
+    assert any("16 of its 16 views have no white border" in r.getMessage() for r in caplog.records)

@@ -111,7 +111,7 @@ def report(mesh: trimesh.Trimesh) -> PrintReport:
     solid = is_solid(mesh)
     sides = tuple(round(float(v), 2) for v in mesh.extents)
     warnings = tuple(f"{side:.0f} mm {axis}: larger than any printer ({LARGEST_PRINTER_MM:.0f} mm); lower print_size_mm "
-                     "or size it by its longest side" for side, axis in zip(sides, ("wide", "tall", "deep"))
+                     "or size it by its longest side" for side, axis in zip(sides, ("wide", "tall", "deep"), strict=True)
                      if side > LARGEST_PRINTER_MM)
     return PrintReport(watertight=solid, volume_ml=round(float(abs(mesh.volume)) / 1000.0, 3) if solid else 0.0,
                        size_mm=sides, faces=len(mesh.faces), bodies=len(mesh.split(only_watertight=False)),

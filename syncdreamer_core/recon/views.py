@@ -15,13 +15,21 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from ..background import CONNECTIVITY, border_background, border_white_share, no_object_message, plain_colour
+from ..background import (
+    CONNECTIVITY,
+    VIEW_BORDER_WHITE,
+    VIEW_WHITE_TOLERANCE,
+    border_background,
+    border_white_share,
+    no_object_message,
+    plain_colour,
+)
 from ..constants import VIEW_COUNT
 
 #: A pixel farther than this from white (max over channels, 0..255) is object (see ``background``).
-DEFAULT_WHITE_TOLERANCE = 18
+DEFAULT_WHITE_TOLERANCE = VIEW_WHITE_TOLERANCE
 #: Share of the border that must be white for a view without alpha to have a background.
-MIN_BORDER_WHITE = 0.5
+MIN_BORDER_WHITE = VIEW_BORDER_WHITE
 #: A view whose mask covers less than this share of the image is "empty".
 MIN_COVERAGE = 0.002
 MAX_COVERAGE = 0.97
@@ -37,20 +45,27 @@ class ViewSet:
 
     colors: np.ndarray
     masks: np.ndarray
-    #: Views with no object (all white).
+    #: Views with no object (all white, or an empty mask given).
     blank: tuple[int, ...] = ()
+    #: The masks were given (not found on white or in alpha).
+    masks_given: bool = False
 
     @property
     def size(self) -> int:
         return self.colors.shape[1]
 
-    def check_carvable(self, vote_tolerance: int) -> None:
+    def check_carvable(self, vote_tolerance: int, setting: str = "the carving can leave out (vote_tolerance)") -> None:
         """A blank view carves the whole object away; the vote leaves out at most
         ``vote_tolerance`` views, so more blank views than that leave nothing to mesh."""
-        if len(self.blank) > vote_tolerance:
+        if len(self.blank) <= vote_tolerance:
+            return
+        if self.masks_given:
             raise ReconstructionInputError(
-                f"views {list(self.blank)} are blank (all white, no object), more than the {vote_tolerance} the "
-                "carving can leave out (vote_tolerance): regenerate with another seed, or pick another candidate")
+                f"the masks given for views {list(self.blank)} are empty (0 everywhere), more than the {vote_tolerance} "
+                f"{setting}: each mask must mark the object in its view")
+        raise ReconstructionInputError(
+            f"views {list(self.blank)} are blank (all white, no object), more than the {vote_tolerance} {setting}: "
+            "regenerate with another seed, or pick another candidate")
 
 
 def as_float_views(views: np.ndarray) -> np.ndarray:
@@ -147,10 +162,14 @@ def prepare_views(views: np.ndarray, masks: np.ndarray | None = None,
             f"no object found in views {empty}: they are white but for specks. Reconstruction needs SyncDreamer's "
             "views of an object on a white background")
     if len(full) > len(masks) // 2:
+        if given:
+            raise ReconstructionInputError(
+                f"the masks given for views {full} cover the whole frame: each mask must mark only the object "
+                "(1 on the object, 0 on the background); an inverted mask is 1 on the background")
         raise ReconstructionInputError(
             f"views {full} are object everywhere (no white background found): pass foreground masks, or "
             "give views with the object on white")
-    return ViewSet(colors.astype(np.float32), masks, tuple(empty))
+    return ViewSet(colors.astype(np.float32), masks, tuple(empty), given)
 
 
 def sample_view_maps(maps: torch.Tensor, pixels: torch.Tensor, padding: str = "border") -> torch.Tensor:
