@@ -210,8 +210,10 @@ class SyncDreamerSaveMesh(io.ComfyNode):
                     "STL and 3MF: cut the object a little above its lowest point and close the cut, so it stands "
                     "flat on the build plate.")),
             ],
-            outputs=[io.String.Output("model_file", display_name="model_file",
-                                      tooltip="Path relative to the output folder, for Preview3D."),
+            outputs=[io.String.Output("model_file", display_name="model_file", tooltip=(
+                                          "Path relative to the output folder, for Preview3D. For STL and 3MF a GLB "
+                                          "of the same mesh saved beside it (_preview.glb), which viewers show "
+                                          "upright and in colour.")),
                      *file_3d_output()],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
         )
@@ -253,14 +255,22 @@ class SyncDreamerSaveMesh(io.ComfyNode):
                 except PrintError as error:
                     printed = None
                     reports.append(f"{name}: saved; not printable as it is: {error}")
-            try:
-                core_errors(export_asset, asset, os.path.join(folder, name), format, up_axis, metadata,
-                            print_size_mm, size_of, bool(flat_base), printed)
-            except OSError as error:
-                raise NodeInputError(f"cannot write {os.path.join(subfolder, name)} in the output folder: "
-                                     f"{error.strerror or error}") from None
-            results.append({"filename": name, "subfolder": subfolder, "type": "output"})
-            first = first or os.path.join(subfolder, name)
+            written = [(name, format, (print_size_mm, size_of, bool(flat_base), printed))]
+            if format in PRINT_FORMATS:
+                # a viewer shows a print file on its side, unlit or not at all: Preview 3D gets a GLB of it
+                written.append((f"{filename}_{counter:05}_preview.glb", "glb", ()))
+            for file_name, file_format, printing in written:
+                try:
+                    core_errors(export_asset, asset, os.path.join(folder, file_name), file_format, up_axis, metadata,
+                                *printing)
+                except OSError as error:
+                    raise NodeInputError(f"cannot write {os.path.join(subfolder, file_name)} in the output folder: "
+                                         f"{error.strerror or error}") from None
+                results.append({"filename": file_name, "subfolder": subfolder, "type": "output"})
+            shown = os.path.join(subfolder, written[-1][0])
+            reports.append(f"saved {os.path.join('output', subfolder, name)}" + (
+                f"; Preview 3D shows {os.path.join('output', shown)}" if len(written) > 1 else ""))
+            first = first or shown
             counter += 1
         outputs = [first]
         if file_3d_output():

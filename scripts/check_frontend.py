@@ -244,6 +244,50 @@ def check_failed_download(page, out: Path) -> list[str]:
     return problems
 
 
+def preview_graph(file_format: str, version: str) -> dict:
+    """The bundled chicken views -> Reconstruct Mesh -> Save Mesh as ``file_format`` -> Preview 3D."""
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "syncdreamer_chicken_views.png"}},
+        "2": {"class_type": "SyncDreamerSplitViews", "inputs": {"image": ["1", 0], "layout": "auto"}},
+        "3": {"class_type": "SyncDreamerReconstruct", "inputs": {
+            "views": ["2", 0], "method": "fast", "resolution": 96, "quality_steps": 800, "quality_resolution": 96,
+            "vote_tolerance": 2, "texture": "512", "max_faces": 8000, "cleanup": False}},
+        "4": {"class_type": "SyncDreamerSaveMesh", "inputs": {"mesh": ["3", 0], "filename_prefix": f"preview/{file_format}",
+                                                              "format": file_format, "up_axis": "y"}},
+        "5": {"class_type": "Preview3D", "inputs": {"model_file": ["4", 1 if version != "0.3.64" else 0]}},
+    }
+
+
+def check_preview_3d(page, version: str, out: Path) -> list[str]:
+    """Run Save Mesh as STL and as 3MF with Preview 3D after it, from the frontend, and
+    screenshot what the viewer shows (the object should stand upright, in colour)."""
+    problems = []
+    for file_format in ("stl", "3mf"):
+        page.keyboard.press("Escape")
+        page.evaluate("(graph) => app.loadApiJson(graph, 'preview')", preview_graph(file_format, version))
+        page.wait_for_timeout(2000)
+        page.evaluate("() => app.queuePrompt(0, 1)")
+        page.wait_for_function("() => { const n = app.graph._nodes.find(n => n.type === 'Preview3D');"
+                               " const w = n && (n.widgets || []).find(w => w.name === 'model_file');"
+                               " return w && String(w.value).includes('preview'); }", timeout=300000)
+        page.evaluate("() => { const n = app.graph._nodes.find(n => n.type === 'Preview3D'), ds = app.canvas.ds;"
+                      " ds.scale = 1; ds.offset = [-n.pos[0] + 200, -n.pos[1] + 120]; app.canvas.setDirty(true, true); }")
+        page.wait_for_timeout(6000)  # the viewer loads the file and renders
+        node = page.evaluate("() => { const n = app.graph._nodes.find(n => n.type === 'Preview3D');"
+                             " const w = (n.widgets || []).find(w => w.name === 'model_file');"
+                             " const ds = app.canvas.ds, r = app.canvas.canvas.getBoundingClientRect();"
+                             " return {file: w.value, box: [(n.pos[0] + ds.offset[0]) * ds.scale + r.left,"
+                             " (n.pos[1] + ds.offset[1]) * ds.scale + r.top, n.size[0] * ds.scale,"
+                             " n.size[1] * ds.scale]}; }")
+        x, y, w, h = node["box"]
+        page.screenshot(path=str(out / f"preview 3d after {file_format}.png"),
+                        clip={"x": max(x - 10, 0), "y": max(y - 40, 0), "width": w + 20, "height": h + 50})
+        print(json.dumps({"preview_3d": file_format, "shows": node["file"]}))
+        if not str(node["file"]).endswith(".glb"):  # 0.27 shows a copy of it under a name of its own
+            problems.append(f"Preview 3D after {file_format} shows {node['file']}, not the GLB preview")
+    return problems
+
+
 @contextlib.contextmanager
 def open_frontend(server: str, chromium: str = "/usr/bin/chromium"):
     """(page, ComfyUI version) of the frontend at ``server`` in headless Chromium, 1600x900."""
@@ -271,6 +315,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("output/frontend"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--pack", default="ComfyUI-SyncDreamer", help="the pack's folder name in custom_nodes")
+    parser.add_argument("--preview-3d", action="store_true", help="also run Save Mesh as STL and 3MF into Preview "
+                        "3D and screenshot the viewer (the object should stand upright, in colour)")
     parser.add_argument("--failed-download", action="store_true", help="also press the loader's Download checkpoint "
                         "button and check the failure is told on the node (start the server with an unreachable "
                         "HF_ENDPOINT, e.g. http://127.0.0.1:9)")
@@ -293,6 +339,10 @@ def main() -> int:
                 continue
             ui = json.loads((ROOT / "example_workflows" / f"{title}.json").read_text())
             failed |= bool(check(page, title, ui, args.out))
+        if args.preview_3d:
+            problems = check_preview_3d(page, version, args.out)
+            print(json.dumps({"preview_3d_problems": problems}))
+            failed |= bool(problems)
         if args.failed_download:
             problems = check_failed_download(page, args.out)
             print(json.dumps({"failed_download": problems}))

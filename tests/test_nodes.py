@@ -518,3 +518,17 @@ def test_a_flat_mesh_saves_as_glb_with_a_word_and_is_refused_as_stl(host):
                                          r"1 x 0 x 1 \(w x h x d, y up\)"):
         saver.execute(mesh=flat, filename_prefix="mesh/flat", format="stl")
     assert not any(p.suffix == ".stl" for p in (host["tmp"] / "output" / "mesh").iterdir())
+
+
+@pytest.mark.parametrize("fmt", ["stl", "3mf"])
+def test_a_print_file_comes_with_a_glb_for_preview_3d_and_the_report_says_where_each_went(host, textured, fmt):
+    import trimesh
+
+    result = host["nodes"]["SyncDreamerSaveMesh"].execute(mesh=textured, filename_prefix=f"mesh/p_{fmt}", format=fmt)
+    files = [entry["filename"] for entry in result.ui["3d"]]
+    assert files == [f"p_{fmt}_00001_.{fmt}", f"p_{fmt}_00001_preview.glb"]
+    assert result[0] == f"mesh/p_{fmt}_00001_preview.glb"  # model_file: Preview 3D shows the GLB
+    glb = trimesh.load(str(host["tmp"] / "output" / result[0]), force="mesh")
+    assert glb.visual.kind == "texture" and glb.extents[1] < 2  # in colour, y up, in the viewer's units
+    assert result.ui["text"][-1] == (f"saved output/mesh/p_{fmt}_00001_.{fmt}; Preview 3D shows "
+                                     f"output/mesh/p_{fmt}_00001_preview.glb")

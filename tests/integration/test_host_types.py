@@ -70,8 +70,10 @@ def test_save_mesh_writes_a_printable_solid_at_the_size_asked_for(comfy, file_fo
         mesh = trimesh.load(str(path), force="mesh")
     mesh.merge_vertices()
     assert mesh.is_volume and mesh.extents[2] == pytest.approx(60.0, abs=0.05)
-    (report,) = entry["outputs"]["4"]["text"]
+    report, where = entry["outputs"]["4"]["text"]
     assert "closed 2-manifold, 1 body" in report and "x 60.0 x" in report, report
+    preview = entry["outputs"]["4"]["3d"][1]["filename"]  # what Preview 3D is given: a GLB of the same mesh
+    assert preview.endswith("_preview.glb") and where.endswith(f"Preview 3D shows output/mesh/{preview}"), where
 
 
 def test_core_mesh_nodes_take_the_packs_mesh(comfy):
