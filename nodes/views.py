@@ -14,6 +14,20 @@ LAYOUT_TOOLTIP = ("strip: 1x16 side by side, as the reference writes its output 
                   "grid: 4x4, views in rows of four.")
 
 
+def note_unlike_views(views, node: str, name: str) -> None:
+    """Where views enter that do not look like SyncDreamer's, say so on the node and in the log
+    (they pass: an untrained or odd model's views are worth seeing; Reconstruct Mesh refuses
+    what it cannot mesh)."""
+    from syncdreamer_core.layout import unlike_views
+
+    from .host import progress_text
+
+    unlike = unlike_views(views)
+    if unlike:
+        logging.warning("%s: %s: %s", node, name, unlike)
+        progress_text(f"Note: {name}: {unlike}")
+
+
 class SyncDreamerSplitViews(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -33,15 +47,13 @@ class SyncDreamerSplitViews(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, layout="auto"):
-        from syncdreamer_core.layout import detect_layout, split_grid, split_strip, unlike_views
+        from syncdreamer_core.layout import detect_layout, split_grid, split_strip
 
         image_batch(image)
         if layout == "auto":
             layout = core_errors(detect_layout, image)
         views = core_errors(split_strip if layout == "strip" else split_grid, image)
-        unlike = unlike_views(views)
-        if unlike:  # here, where the wrong image entered, not at the reconstruction
-            raise NodeInputError(f"image: {unlike}. Give the strip or grid SyncDreamer's views were saved as")
+        note_unlike_views(views, "SyncDreamer Split Views", "image")
         return io.NodeOutput(views)
 
 
@@ -63,16 +75,11 @@ class SyncDreamerComposeViews(io.ComfyNode):
 
     @classmethod
     def execute(cls, views, layout="grid"):
-        from syncdreamer_core.layout import compose_grid, compose_strip, unlike_views
-
-        from .host import progress_text
+        from syncdreamer_core.layout import compose_grid, compose_strip
 
         image_batch(views, "views")
         composed = core_errors(compose_strip if layout == "strip" else compose_grid, views)
-        unlike = unlike_views(views)
-        if unlike:  # composed all the same (an untrained or odd model's views are worth seeing), but said
-            logging.warning("SyncDreamer Compose Views: %s", unlike)
-            progress_text(f"Note: {unlike}")
+        note_unlike_views(views, "SyncDreamer Compose Views", "views")
         return io.NodeOutput(composed)
 
 
