@@ -33,8 +33,9 @@ from bench_sampler import build_model  # noqa: E402
 from syncdreamer_core.conditioning import Conditioning  # noqa: E402
 from syncdreamer_core.diffusion.denoiser import SyncDenoiser  # noqa: E402
 from syncdreamer_core.diffusion.noise import NoiseStream, instance_seed  # noqa: E402
+from syncdreamer_core.diffusion.noise_levels import DiscreteSigmas  # noqa: E402
 from syncdreamer_core.diffusion.sampling import sample  # noqa: E402
-from syncdreamer_core.diffusion.sigma_denoiser import DiscreteSigmas, SigmaDenoiser  # noqa: E402
+from syncdreamer_core.diffusion.sigma_denoiser import SigmaDenoiser  # noqa: E402
 
 
 def import_comfy_samplers():

@@ -23,7 +23,7 @@ class SyncDreamerComfyModel(torch.nn.Module):
         super().__init__()
         import comfy.latent_formats
 
-        from syncdreamer_core.diffusion.sigma_denoiser import DiscreteSigmas
+        from syncdreamer_core.diffusion.noise_levels import DiscreteSigmas
 
         self.network = loaded.model
         self.model_sampling = DiscreteSigmas(loaded.model.alphas_cumprod)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from comfy_api.latest import io
 
@@ -19,7 +21,7 @@ from .common import (
     schema,
     whole_number,
 )
-from .host import SyncDreamerGuider, empty_latent, encoders_for
+from .host import SyncDreamerGuider, empty_latent, encoders_for, progress_text
 
 MAX_CANDIDATES = 16
 
@@ -160,6 +162,11 @@ class SyncDreamerSampler(io.ComfyNode):
         sigmas = comfy.samplers.calculate_sigmas(model_sampling, scheduler, steps + int(discard_penultimate))
         if discard_penultimate:
             sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
+        if len(sigmas) - 1 != steps:  # ddim_uniform runs the official DDIM timesteps: 31 for 30 steps
+            note = (f"{scheduler} runs {len(sigmas) - 1} steps for steps {steps}"
+                    + (" (the official DDIM timesteps)" if scheduler == "ddim_uniform" else ""))
+            logging.info("SyncDreamer Sampler: %s", note)
+            progress_text(note)
         if sampler_name == "ddim":
             sampler = sync_ddim_sampler(model_sampling, eta)
         else:

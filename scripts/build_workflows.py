@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from thumbnails import RANKED_TITLE, SD_OBJECT_TITLE, VIEWS_TITLE, write_thumbnails  # noqa: E402
 from workflow_tools import (  # noqa: E402
     HOSTS,
     ROOT,
@@ -42,10 +43,6 @@ SD15_URL = f"https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/reso
 BIREFNET = "birefnet.safetensors"
 BIREFNET_URL = f"https://huggingface.co/Comfy-Org/BiRefNet/resolve/main/background_removal/{BIREFNET}"
 TEAPOT = "syncdreamer_teapot.png"
-#: Titles of the nodes a card's results are read from.
-VIEWS_TITLE = "The 16 views (saved)"
-RANKED_TITLE = "All candidates, best first"
-SD_OBJECT_TITLE = "Stable Diffusion's object"
 SKETCH = "syncdreamer_sketch_mug.png"
 
 # The start note is set in level-2 headings: the frontends draw a note's body text at 10 px
@@ -321,9 +318,7 @@ def main() -> None:
         (OUT / "api" / f"{name}.json").write_text(json.dumps(ui_to_api(ui, node_definitions(hosts[-1])), indent=1) + "\n")
         print(f"wrote {title}: {len(ui['nodes'])} nodes, {len(ui['links'])} links")
     if not args.no_thumbnails:
-        from thumbnails import write_thumbnails
-
-        write_thumbnails({name: OUT / f"{title}.jpg" for name, (title, _, _) in WORKFLOWS.items()},
+        write_thumbnails({name: (OUT / f"{title}.jpg", hosts) for name, (title, _, hosts) in WORKFLOWS.items()},
                          args.thumbnails_from)
 
 

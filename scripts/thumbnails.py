@@ -25,6 +25,10 @@ sys.path.insert(0, str(ROOT))
 WIDTH, HEIGHT = 960, 540
 BACKGROUND = (28, 30, 34)
 PANEL = 288
+#: Titles of the nodes a card's results are read from (the workflows give their nodes these).
+VIEWS_TITLE = "The 16 views (saved)"
+RANKED_TITLE = "All candidates, best first"
+SD_OBJECT_TITLE = "Stable Diffusion's object"
 
 
 def _font(size: int):
@@ -68,8 +72,6 @@ def run_results(client, name: str, workflow: dict | None = None, on_event=None) 
     """Run template ``name`` (its API twin, or ``workflow``) on a ComfyUI and read the card's
     parts from what it produced: the views it saved (Best of 4: the ranked candidates, best
     first), the mesh Save Mesh wrote, Text to 3D's drawing."""
-    import build_workflows as B
-
     from syncdreamer_core.comfy_http import ComfyError, run_failure
     from syncdreamer_core.recon.export import read_glb
 
@@ -94,10 +96,10 @@ def run_results(client, name: str, workflow: dict | None = None, on_event=None) 
             with Image.open(first_file(titled.get(title), "images", repr(title))) as picture:
                 return picture.convert("RGB")
 
-        grid = np.asarray(image(B.RANKED_TITLE if name == "candidates" else B.VIEWS_TITLE))
+        grid = np.asarray(image(RANKED_TITLE if name == "candidates" else VIEWS_TITLE))
         save = next(key for key, node in workflow.items() if node["class_type"] == "SyncDreamerSaveMesh")
         mesh = read_glb(first_file(save, "3d", "mesh"), workflow[save]["inputs"]["up_axis"])
-        drawn = image(B.SD_OBJECT_TITLE) if name == "text_to_3d" else None
+        drawn = image(SD_OBJECT_TITLE) if name == "text_to_3d" else None
     return Results(grid, _spin(mesh), drawn)
 
 
@@ -175,11 +177,10 @@ def thumbnail(name: str, results: Results) -> Image.Image:
     return image
 
 
-def write_thumbnails(paths: dict[str, Path], server: str | None = None) -> None:
-    """Every card: from a run of its template on ``server`` (a template that host cannot run
-    keeps its card), else with the example results."""
-    import build_workflows as B
-
+def write_thumbnails(cards: dict[str, tuple[Path, tuple[str, ...]]], server: str | None = None) -> None:
+    """Every card (name -> its file and the ComfyUI versions that run its template): from a run
+    of its template on ``server`` (a template that host cannot run keeps its card), else with the
+    example results."""
     if server is None:
         shared = example_results()
     else:
@@ -187,8 +188,8 @@ def write_thumbnails(paths: dict[str, Path], server: str | None = None) -> None:
 
         client = ComfyClient(server)
         version = client.get_json("/system_stats")["system"]["comfyui_version"]
-    for name, path in paths.items():
-        if server is not None and version not in B.WORKFLOWS[name][2]:
+    for name, (path, hosts) in cards.items():
+        if server is not None and version not in hosts:
             print(f"kept {path.name}: ComfyUI {version} cannot run it")
             continue
         results = shared if server is None else run_results(client, name)

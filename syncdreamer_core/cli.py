@@ -71,6 +71,7 @@ def warn_emulated_half(device: str, dtype: str) -> None:
 
 
 def cmd_generate(args) -> int:
+    from .diffusion.schedule import steps_run
     from .files import find_checkpoint, missing_checkpoint_message, progress_bar, view_file_names, write_views
     from .outputs import OutputClaim
     from .pipeline import SyncDreamerPipeline
@@ -93,6 +94,10 @@ def cmd_generate(args) -> int:
         print(f"loading {checkpoint} ...")
         pipe = SyncDreamerPipeline.from_checkpoint(checkpoint, args.dtype, args.device, args.num_heads,
                                                    args.batch_view_num, args.weight_dtype)
+        args.steps_run = steps_run(args.steps)  # both samplers run the official DDIM timesteps
+        if args.steps_run != args.steps:
+            print(f"{args.steps} steps run as {args.steps_run}: the official DDIM timesteps for {args.steps} (1000 is not a "
+                  "multiple of it)", file=sys.stderr)
         wait = pipe.cpu_wait(args.steps, args.sample_num, args.cfg_scale)
         if wait is not None:
             print(f"sampling on the CPU: {wait.describe()}", file=sys.stderr)
@@ -434,5 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error.strerror or error} ({error.filename or ''})", file=sys.stderr)
         return 2
     if code == 0:
-        print(json.dumps({"command": args.command, "seconds": round(time.perf_counter() - started, 1)}))
+        summary = {"command": args.command, "seconds": round(time.perf_counter() - started, 1)}
+        if getattr(args, "steps_run", None) is not None:
+            summary.update(steps=args.steps, steps_run=args.steps_run)
+        print(json.dumps(summary))
     return code

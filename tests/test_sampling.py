@@ -99,11 +99,45 @@ def test_the_denoiser_checks_for_cancel_between_view_chunks(tiny_loaded, random_
     assert len(calls) == 2  # stopped before the second of four chunks
 
 
-@pytest.mark.parametrize("steps", [3, 7, 50, 999])
-def test_any_step_count_gives_that_many_timesteps(steps):
-    timesteps = ddim_timesteps(steps)
-    assert len(timesteps) == steps and int(timesteps.max()) < 1000 and int(timesteps.min()) == 1
-    assert torch.all(timesteps[:-1] > timesteps[1:])
+def official_timesteps(steps: int) -> list[int] | None:
+    """The official sampler's list (``range(0, 1000, 1000 // steps) + 1``), or None where it
+    reaches t = 1000 and the official code fails."""
+    listed = [t + 1 for t in range(0, 1000, 1000 // steps)]
+    return None if listed[-1] >= 1000 else listed
+
+
+def test_every_step_count_runs_the_official_timesteps_and_a_stated_choice_where_the_official_fails():
+    from syncdreamer_core.diffusion.schedule import official_fails_at, steps_run
+
+    failing = []
+    for steps in range(1, 1001):
+        ours = ddim_timesteps(steps).flip(0).tolist()
+        official = official_timesteps(steps)
+        assert official_fails_at(steps) == (official is None), steps
+        if official is None:
+            failing.append(steps)
+            assert ours == [t + 1 for t in range(0, 1000, 1000 // steps)][:-1], steps  # t = 1000 dropped
+        else:
+            assert ours == official, steps
+        assert steps_run(steps) == len(ours) and int(ddim_timesteps(steps).max()) < 1000
+    assert {3, 9, 27, 36, 37, *range(101, 112)} <= set(failing)
+    assert (steps_run(30), steps_run(6), steps_run(15), steps_run(150)) == (31, 7, 16, 167)
+
+
+def test_comfyuis_ddim_uniform_runs_the_same_timesteps_at_every_count():
+    """The Sampler node's ddim + ddim_uniform (ComfyUI's scheduler, here its stand-in) runs what
+    the command line runs."""
+    import comfy_stubs
+
+    from syncdreamer_core.diffusion.noise_levels import DiscreteSigmas
+    from syncdreamer_core.diffusion.schedule import scaled_linear_betas, schedule_buffers
+
+    sigmas = DiscreteSigmas(schedule_buffers(scaled_linear_betas())["alphas_cumprod"])
+    model_sampling = type("MS", (), {"sigmas": sigmas.sigmas})()
+    for steps in (6, 7, 15, 30, 36, 50, 75, 150, 1000):
+        comfy = comfy_stubs.ddim_uniform(model_sampling, steps)[:-1]
+        ours = sigmas.t_to_sigma(ddim_timesteps(steps)).cpu()
+        assert torch.allclose(comfy, ours.float()), steps
 
 
 def test_fifty_steps_are_the_reference_timesteps():

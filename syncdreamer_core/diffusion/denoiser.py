@@ -40,7 +40,7 @@ class SyncDenoiser:
     def schedule(self):
         """The model's noise levels (``DiscreteSigmas``), read off the device once per denoiser."""
         if getattr(self, "_schedule", None) is None:
-            from .sigma_denoiser import DiscreteSigmas
+            from .noise_levels import DiscreteSigmas
 
             self._schedule = DiscreteSigmas(self.model.alphas_cumprod)
         return self._schedule

@@ -54,7 +54,7 @@ def sample(denoiser: SyncDenoiser, cond: Conditioning, steps: int = STEPS, cfg_s
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     check_guidance(cfg_scale, eta)
-    ddim_timesteps(steps)
+    run = len(ddim_timesteps(steps))  # the official timesteps: more than ``steps`` where 1000 is not a multiple
     N = denoiser.view_count
     h, w = cond.input_latent.shape[-2:]
     shape = (N, LATENT_CHANNELS, h, w)
@@ -64,11 +64,11 @@ def sample(denoiser: SyncDenoiser, cond: Conditioning, steps: int = STEPS, cfg_s
         model = SigmaDenoiser(denoiser, cond.instance(n), cfg_scale)
         sigmas = reference_sigmas(model, steps)
         x = stream().to(denoiser.model.device) * (1 + sigmas[0] ** 2) ** 0.5
-        done = n * steps
+        done = n * run
 
         def step_done(info, done=done):
             if callback is not None:
-                callback(done + info["i"] + 1, cond.batch_size * steps)
+                callback(done + info["i"] + 1, cond.batch_size * run)
 
         if sampler == "ddim":
             latents = sample_ddim(model, x, sigmas, callback=step_done, eta=eta, noise_sampler=stream,

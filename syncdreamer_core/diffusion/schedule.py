@@ -7,8 +7,8 @@ import torch
 
 from ..constants import BETA_END, BETA_START, NUM_TRAIN_TIMESTEPS
 
-#: The most DDIM steps the uniform spacing allows (with 1000 the last timestep would be 1000).
-MAX_STEPS = NUM_TRAIN_TIMESTEPS - 1
+#: The most DDIM steps a user can ask for (from 500 on, every training timestep but 1000 runs).
+MAX_STEPS = NUM_TRAIN_TIMESTEPS
 
 
 def scaled_linear_betas(num_timesteps: int = NUM_TRAIN_TIMESTEPS) -> torch.Tensor:
@@ -45,12 +45,27 @@ def check_steps(steps) -> int:
 
 
 def ddim_timesteps(steps: int) -> torch.Tensor:
-    """The reference's "uniform" DDIM timesteps, noisiest first [steps] (long).
+    """The official "uniform" DDIM timesteps for ``steps``, noisiest first (long).
 
-    The reference takes ``range(0, 1000, c) + 1`` with ``c = 1000 // steps`` (1, 21, ...,
-    981 for 50 steps); for a step count that does not divide 1000 that list is longer
-    than ``steps`` and the reference fails, so only its first ``steps`` entries are kept.
+    The official sampler takes ``range(0, 1000, c) + 1`` with ``c = 1000 // steps`` and runs
+    all of them: 50 steps run t = 1, 21, ..., 981; a count that does not divide 1000 runs more
+    than asked (30 runs 31 steps, from t = 991; 6 runs 7, from t = 997). At some counts (3, 9,
+    27, 36, 37, 101-111 and a few more) that list reaches t = 1000, which the schedule does not
+    have, and the official code fails; there this drops t = 1000 and runs the rest of its list
+    (what ComfyUI's ddim_uniform scheduler does at every count).
     """
     check_steps(steps)
     stride = NUM_TRAIN_TIMESTEPS // steps
-    return (torch.arange(steps, dtype=torch.long) * stride + 1).flip(0)
+    timesteps = torch.arange(0, NUM_TRAIN_TIMESTEPS, stride, dtype=torch.long) + 1
+    return timesteps[timesteps < NUM_TRAIN_TIMESTEPS].flip(0)
+
+
+def steps_run(steps: int) -> int:
+    """How many DDIM steps a run asked for ``steps`` takes (see ``ddim_timesteps``)."""
+    return len(ddim_timesteps(steps))
+
+
+def official_fails_at(steps: int) -> bool:
+    """Whether the official sampler fails at ``steps`` (its timesteps reach t = 1000)."""
+    stride = NUM_TRAIN_TIMESTEPS // check_steps(steps)
+    return (NUM_TRAIN_TIMESTEPS - 1) % stride == 0
