@@ -66,12 +66,19 @@ def in_pack(where: str) -> bool:
     return not where.startswith(("host ", "?"))
 
 
+#: Composite ops whose parts carry the FLOPs (matrix products, convolutions, attention).
+#: Others run whole: their decompositions can differ from what the kernel does (upsampling's
+#: casts its input to float32 and back, which the real kernel never does).
+DECOMPOSED = ("linear", "matmul", "einsum", "bilinear", "conv", "scaled_dot_product_attention", "tensordot",
+              "inner", "outer", "dot", "vdot", "mv", "baddbmm", "addbmm", "chain_matmul", "multi_dot")
+
+
 def decompose(mode: TorchDispatchMode, func, args, kwargs):
     """A composite op (under inference mode ``matmul``, ``linear``... reach a mode whole) run
     as the ops it is made of, each of which comes back to ``mode``; NotImplemented for an
-    op with a kernel of its own."""
+    op with a kernel of its own, or one whose parts carry no FLOPs."""
     if func.namespace != "aten" or not torch._C._dispatch_has_kernel_for_dispatch_key(
-            func.name(), "CompositeImplicitAutograd"):
+            func.name(), "CompositeImplicitAutograd") or not func._overloadpacket.__name__.startswith(DECOMPOSED):
         return NotImplemented
     with mode:  # a handler runs with its mode popped
         return func.decompose(*args, **kwargs)
@@ -199,11 +206,24 @@ class Accounting(TorchDispatchMode):
                 dtype = str(first.dtype).replace("torch.", "")
                 self.ledger.flops[(device, dtype)] += int(count)
                 self.ledger.op_flops[(device, dtype, str(packet).replace("aten.", ""))] += int(count)
-        elif device and not _is_view(func):
+        elif device and not self._aliases(func, args, out):
             self._count_bytes(func, args, kwargs, out, device)
         for leaf in tree_flatten(out)[0]:
             if isinstance(leaf, torch.Tensor):
                 self.count_storage(leaf)
+
+    def _aliases(self, func, args, out) -> bool:
+        """Whether ``out`` is a view of the input (view, reshape, transpose, a ``to`` that
+        changes nothing): no bytes written. Decided by the storages where the schema allows
+        either (``to`` returns its input or a copy)."""
+        if not _is_view(func):
+            return False
+        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        result = next((o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)), None)
+        if first is None or result is None:
+            return True
+        a, b = self._storage_key(first), self._storage_key(result)
+        return a is None or b is None or a[0] == b[0]
 
     def _count_bytes(self, func, args, kwargs, out, device: str) -> None:
         written = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]

@@ -1,33 +1,92 @@
-"""bf16 on CPUs that have it: attention runs in float32 there (torch's CPU kernel computes
-bf16 attention at half its float32 rate), every other matrix product and convolution in
-bf16, and the norms take the bf16 activations without copying them to float32 and back
-(torch's CPU kernels normalise in float32 by themselves). The speed is measured on such a
-CPU by bench/bench_sampler.py; here the precision of each op and the numbers are checked."""
+"""bf16 on CPUs that have it: every matrix product and convolution in bf16; attention in bf16
+where the CPU has AMX (twice float32's rate there) and in float32 where it has AVX512_BF16
+alone (torch's CPU kernel computes bf16 attention at half its float32 rate there), with q, k
+and v cast once; the norms take the bf16 activations and parameters without copying them
+(torch's CPU kernels normalise in float32 by themselves); the volume's sampling in float32.
+The speed is measured on such CPUs by bench/bench_sampler.py; here the precision of each op,
+the numbers and the casts of a step are checked, on both kinds of CPU (their flags faked)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+from helpers import fast_tiny_config
 
 from syncdreamer_core.accounting import Accounting, aten
 from syncdreamer_core.network.attention import BasicTransformerBlock
 from syncdreamer_core.network.norms import GroupNorm, LayerNorm
 
+AMX = {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}  # Sapphire Rapids and later Xeons
+AVX512_BF16 = {"avx512f", "avx512_bf16"}  # AMD Zen 4
 
-def test_a_bf16_transformer_block_on_the_cpu_runs_attention_in_float32_and_the_rest_in_bf16():
+
+def fake_cpu(monkeypatch, flags: set[str]) -> None:
+    from syncdreamer_core import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+
+
+@pytest.mark.parametrize("flags,attention_dtype,casts", [(AVX512_BF16, "float32", 2 + 3), (AMX, "bfloat16", 0)])
+def test_a_bf16_transformer_block_runs_attention_in_the_cpus_fastest_dtype_with_one_cast_of_qkv(
+        monkeypatch, flags, attention_dtype, casts):
+    fake_cpu(monkeypatch, flags)
     torch.manual_seed(0)
     block = BasicTransformerBlock(64, 4, 16, context_dim=32).eval()
     x, context = torch.randn(2, 256, 64), torch.randn(2, 7, 32)
     with torch.inference_mode():
         reference = block(x, context)
-        half = block.to(torch.bfloat16)
+        half, x16, context16 = block.to(torch.bfloat16), x.bfloat16(), context.bfloat16()
         with Accounting(devices=("cpu",)) as counted:
-            out = half(x.bfloat16(), context.bfloat16())
+            out = half(x16, context16)
     ops = {(dtype, op) for (_, dtype, op) in counted.ledger.op_flops}
     attention = {op for dtype, op in ops if "attention" in op}
-    assert attention and all(("float32", op) in ops for op in attention), ops
+    assert attention and all((attention_dtype, op) in ops for op in attention), ops
     assert {dtype for dtype, op in ops if "attention" not in op} == {"bfloat16"}, ops
+    # self-attention: packed q, k, v and the output; cross-attention: q, packed k, v and the output
+    assert sum(counted.ledger.casts.values()) == casts, counted.ledger.casts
     assert out.dtype == torch.bfloat16
     assert float((out.float() - reference).norm() / reference.norm()) < 0.02
+
+
+def step_casts(dtype: torch.dtype):
+    """(casts, MB they write, casts attention needs, casts the volume's sampling needs) of one
+    denoising step of the tests' network at batch_view_num 8 (two chunks of views)."""
+    from syncdreamer_core.conditioning import Conditioning
+    from syncdreamer_core.diffusion.denoiser import SyncDenoiser
+    from syncdreamer_core.network.attention import attention_dtype
+    from syncdreamer_core.network.depth_attention import DepthAttention
+    from syncdreamer_core.network.model import SyncDreamer
+
+    torch.manual_seed(0)
+    config = fast_tiny_config()
+    model = SyncDreamer(config).eval().requires_grad_(False).to(dtype)
+    cond = Conditioning(torch.randn(1, 1, config.context_dim), torch.randn(1, 4, 32, 32), torch.zeros(1))
+    counted = Accounting(devices=("cpu",))
+    with torch.inference_mode(), counted:
+        SyncDenoiser(model, 8)(torch.randn(1, 16, 4, 32, 32), torch.full((1,), 500, dtype=torch.long), cond, 2.0)
+    chunks = 2
+    cast = attention_dtype(torch.zeros(1, dtype=dtype)) != dtype
+    blocks = sum(isinstance(m, BasicTransformerBlock) for m in model.modules())
+    depth = sum(isinstance(m, DepthAttention) for m in model.modules())
+    attention = chunks * (2 * blocks + 3 * depth) if cast else 0  # packed q, k, v + output; q, k and v + output
+    sampling = 2 * (1 + chunks) if dtype == torch.bfloat16 else 0  # in and out of each grid sample, in float32
+    return (sum(counted.ledger.casts.values()), sum(counted.ledger.cast_bytes.values()) / 2**20, attention,
+            sampling)
+
+
+@pytest.mark.parametrize("flags,pinned", [(AVX512_BF16, 97), (AMX, 13)])
+def test_a_bf16_cpu_step_casts_what_a_float32_step_does_plus_what_attention_and_sampling_need(
+        monkeypatch, flags, pinned):
+    """The rule: a bf16 step's casts within 1.2x of a float32 step's, plus what attention (in
+    float32 without AMX) and the volume's sampling (float32 on every CPU) need, plus the step's
+    inputs and embeddings turned to bf16 (a few, under a MB); the count itself is pinned."""
+    fake_cpu(monkeypatch, flags)
+    bf16, megabytes, attention, sampling = step_casts(torch.bfloat16)
+    fp32 = step_casts(torch.float32)[0]
+    assert bf16 <= 1.2 * fp32 + attention + sampling + 8, (bf16, fp32, attention, sampling)
+    assert bf16 == pinned, (bf16, attention, sampling)
+    if attention == 0:
+        assert megabytes < 60, megabytes  # the sampling's in and out; nothing of the size of an activation
 
 
 class ActivationCopies(Accounting):

@@ -10,9 +10,10 @@ Parameter names follow the official checkpoint (``middle_conditions``,
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .attention import attention
+from .attention import attention_dtype
 from .norms import GroupNorm, group_norm_channel_last
 
 
@@ -39,11 +40,12 @@ class DepthAttention(nn.Module):
         q = x.permute(0, 2, 3, 1).reshape(pixels, -1) @ self.to_q.weight.flatten(1).t()
         kv_weight = torch.cat([self.to_k.weight.flatten(1), self.to_v.weight.flatten(1)], 0)
         kv = context_last.reshape(pixels * depth, d) @ kv_weight.t()
-        q = q.view(pixels, 1, self.heads, -1).transpose(1, 2)  # P,heads,1,hd
-        kv = kv.view(pixels, depth, 2, self.heads, inner // self.heads)
+        dtype = attention_dtype(q)  # keys and values cast together, once
+        q = q.to(dtype).view(pixels, 1, self.heads, -1).transpose(1, 2)  # P,heads,1,hd
+        kv = kv.to(dtype).view(pixels, depth, 2, self.heads, inner // self.heads)
         k = kv[:, :, 0].transpose(1, 2)  # P,heads,D,hd
         v = kv[:, :, 1].transpose(1, 2)
-        out = attention(q, k, v).reshape(pixels, inner)
+        out = F.scaled_dot_product_attention(q, k, v).to(x.dtype).reshape(pixels, inner)
         out = out @ self.to_out.weight.flatten(1).t()
         return out.view(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
 

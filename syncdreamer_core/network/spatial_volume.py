@@ -13,11 +13,10 @@ from __future__ import annotations
 import weakref
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..cameras import CameraSet
-from ..device_support import grid_sample_3d
+from ..device_support import grid_sample
 from .config import SyncDreamerConfig
 from .norms import GroupNorm
 from .volume_geometry import frustum_grid, unprojection_grid
@@ -235,8 +234,8 @@ class SpatialVolumeNet(nn.Module):
         unproject, _ = self._grids(Ks, poses, W)
         t_views = t_embed[:, None].expand(B, N, t_embed.shape[-1]).reshape(B * N, -1)
         features = self.target_encoder(x.reshape(B * N, C, H, W), t_views, v_embed.reshape(B * N, -1))
-        grid = unproject.to(features.dtype)[None].expand(B, *unproject.shape).reshape(B * N, V, V * V, 2)
-        volume = F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        grid = unproject[None].expand(B, *unproject.shape).reshape(B * N, V, V * V, 2)
+        volume = grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         volume = volume.reshape(B, N * features.shape[1], V, V, V)
         return self.spatial_volume_feats(volume, t_embed)
 
@@ -252,12 +251,12 @@ class SpatialVolumeNet(nn.Module):
         TN = view_indices.shape[0]
         D = self.config.frustum_depth_samples
         _, frustum = self._grids(Ks, poses, feature_size)
-        grid = frustum[view_indices].to(spatial_volume.dtype)  # TN,D,h,w,3
+        grid = frustum[view_indices]  # TN,D,h,w,3
         h, w = grid.shape[2:4]
         # All views of an instance read the same volume: fold them into the depth axis
         # instead of copying the volume once per view.
         grid = grid.reshape(1, TN * D, h, w, 3).expand(B, TN * D, h, w, 3)
-        sampled = grid_sample_3d(spatial_volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        sampled = grid_sample(spatial_volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         sampled = sampled.reshape(B, C, TN, D, h, w).transpose(1, 2).reshape(B * TN, C, D, h, w)
         t_views = t_embed[:, None].expand(B, TN, t_embed.shape[-1]).reshape(B * TN, -1)
         v_views = v_embed[:, view_indices].reshape(B * TN, -1)
