@@ -50,8 +50,8 @@ SKETCH = "syncdreamer_sketch_mug.png"
 # node titles.
 MODELS_NOTE = "## No checkpoint yet? Press Download checkpoint on Load SyncDreamer Checkpoint."
 SD_NOTE = "## Stable Diffusion 1.5 is offered for download when missing."
-#: What a run costs: 50 steps at 21-47 s a step on 2-core CPUs (bf16 with AMX to fp32 on Zen 4).
-TIME_NOTE = "## On a CPU a run takes 15-40 min (the Sampler tells its estimate first); a GPU is far faster."
+#: What a run costs: 50 steps at 10-47 s a step on 2-core CPUs (bf16 with AMX to fp32 on Zen 4).
+TIME_NOTE = "## On a CPU a run takes 10-40 min (the Sampler tells its estimate first); a GPU is far faster."
 
 
 def start_note(*paragraphs: str) -> str:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-#: A full step against its FLOPs at the probe's rate: 1.21 in fp32 and 1.61 in bf16 on a
+#: A full step against its FLOPs at the probe's rate: 1.04 in fp32 and 1.10 in bf16 on a
 #: 2-core Xeon with AMX (bench/bench_sampler.py --estimate prints both); one factor for all.
-REST = 1.4
+REST = 1.1
 #: Probing takes at least this long (after a warm-up run).
 PROBE_SECONDS = 0.5
 
