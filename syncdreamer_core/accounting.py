@@ -73,12 +73,12 @@ DECOMPOSED = ("linear", "matmul", "einsum", "bilinear", "conv", "scaled_dot_prod
               "inner", "outer", "dot", "vdot", "mv", "baddbmm", "addbmm", "chain_matmul", "multi_dot")
 
 
-def decompose(mode: TorchDispatchMode, func, args, kwargs):
+def decompose(mode: TorchDispatchMode, func, args, kwargs, only: tuple[str, ...] | None = DECOMPOSED):
     """A composite op (under inference mode ``matmul``, ``linear``... reach a mode whole) run
     as the ops it is made of, each of which comes back to ``mode``; NotImplemented for an
-    op with a kernel of its own, or one whose parts carry no FLOPs."""
+    op with a kernel of its own, or (``only``) one not named there."""
     if func.namespace != "aten" or not torch._C._dispatch_has_kernel_for_dispatch_key(
-            func.name(), "CompositeImplicitAutograd") or not func._overloadpacket.__name__.startswith(DECOMPOSED):
+            func.name(), "CompositeImplicitAutograd") or (only and not func._overloadpacket.__name__.startswith(only)):
         return NotImplemented
     with mode:  # a handler runs with its mode popped
         return func.decompose(*args, **kwargs)

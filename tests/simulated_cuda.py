@@ -246,7 +246,7 @@ class SimulatedCuda(Accounting):
         if func is aten.scaled_dot_product_attention.default:
             with self:
                 return _gpu_attention(*args, **kwargs)
-        decomposed = decompose(self, func, args, kwargs)  # e.g. aten.to: into the ops that do the work
+        decomposed = decompose(self, func, args, kwargs, only=None)  # e.g. aten.to: into the ops that do the work
         if decomposed is not NotImplemented:
             return decomposed
         self.note_reads(func, args, kwargs)

@@ -87,7 +87,7 @@ def test_bad_inputs_and_outputs_are_reported_before_loading(tmp_path, ckpt, no_l
 @pytest.mark.parametrize("flag,value,message", [
     ("--seed", str(2**64), "--seed must be in 0..18446744073709551615"),
     ("--num-heads", "0", "--num-heads must be in 1..64"),
-    ("--steps", "0", "--steps must be in 1..999"),
+    ("--steps", "0", "--steps must be in 1..1000"),
     ("--crop-size", "2", "--crop-size must be -1 or 16..256"),
     ("--cfg-scale", "nan", "--cfg-scale must be a number"),
     ("--elevation", "120", "--elevation must be a number in -90..90"),
@@ -119,7 +119,7 @@ def test_an_input_without_background_is_reported_before_loading(tmp_path, ckpt, 
 def test_demo_refuses_zero_steps(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--steps", "0"])
-    assert "--steps must be in 1..999" in capsys.readouterr().err
+    assert "--steps must be in 1..1000" in capsys.readouterr().err
 
 
 def test_convert_subcommand_keeps_its_input(tmp_path, tiny_checkpoint, capsys):

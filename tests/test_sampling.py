@@ -186,9 +186,9 @@ def test_sigma_denoiser_checks_whole_instances(denoiser, random_cond):
         model(torch.zeros(8, 4, 32, 32), torch.tensor([1.0]))
 
 
-@pytest.mark.parametrize("steps", [0, 1000, 2.5])
+@pytest.mark.parametrize("steps", [0, 1001, 2.5])
 def test_invalid_step_counts_are_errors(denoiser, random_cond, steps):
-    with pytest.raises(ValueError, match="steps must be an integer in 1..999"):
+    with pytest.raises(ValueError, match="steps must be an integer in 1..1000"):
         sample(denoiser, random_cond, steps)
 
 
