@@ -19,6 +19,9 @@ ROOT = REFERENCE / "fixtures" / "parity-t"
 META = json.loads((ROOT / "sampling.json").read_text())
 EXPECTED = load_file(str(ROOT / "sampling.safetensors"))
 RUNS = [pytest.param(run, id=run["key"]) for run in META["runs"]]
+#: Through the command line and the node: the settings asked for (eta 0 at 30 steps adds nothing the
+#: core does not show there, at two minutes a route).
+ROUTE_RUNS = [pytest.param(run, id=run["key"]) for run in META["runs"] if run["eta"] > 0]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def combined_checkpoint(tmp_path_factory, tiny_checkpoint):
     return path
 
 
-@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("run", ROUTE_RUNS)
 def test_the_command_line_reproduces_the_official_sampler(official, combined_checkpoint, run, tmp_path, monkeypatch,
                                                           capsys):
     from syncdreamer_core import pipeline
@@ -101,7 +104,7 @@ def test_the_command_line_reproduces_the_official_sampler(official, combined_che
     assert f"{run['steps']} steps run as {run['timesteps_run']}: the official DDIM timesteps" in out.err
 
 
-@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("run", ROUTE_RUNS)
 def test_the_sampler_node_reproduces_the_official_sampler(official, combined_checkpoint, host, run, monkeypatch):
     import shutil
     import sys
