@@ -45,6 +45,9 @@ def run_demo(output: Path, steps: int | None = None, seed: int = defaults.SEED, 
     pipe, real = _pipeline(device)
     if steps is None:
         steps = defaults.STEPS if real else STAND_IN_STEPS
+    wait = pipe.cpu_wait(steps)
+    if wait is not None:
+        print(f"sampling on the CPU: {wait.describe()}")
     started = time.perf_counter()
     result = pipe(Image.open(EXAMPLES / TEAPOT["file"]), TEAPOT["elevation"], TEAPOT["crop_size"],
                   steps=steps, seed=seed, callback=progress_bar("SyncDreamer"))

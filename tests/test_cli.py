@@ -116,6 +116,17 @@ def test_an_input_without_background_is_reported_before_loading(tmp_path, ckpt, 
     assert code == 2 and "background" in capsys.readouterr().err
 
 
+def test_the_demo_without_a_checkpoint_says_so_tells_the_wait_and_writes_the_views(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SYNCDREAMER_CHECKPOINT", raising=False)
+    monkeypatch.setenv("COMFYUI_ROOT", str(tmp_path / "ComfyUI"))
+    assert main(["demo", "--steps", "1", "--no-mesh", "--device", "cpu", "--output", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "RANDOMLY INITIALISED" in out and "random weights: noise" in out
+    assert out.index("sampling on the CPU: about") < out.index("16 views in")
+    assert Image.open(tmp_path / "demo" / "teapot-0.png").size == (4096, 256)
+    assert not (tmp_path / "demo" / "chicken.glb").exists()
+
+
 def test_demo_refuses_zero_steps(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--steps", "0"])
