@@ -203,7 +203,7 @@ class Accounting(TorchDispatchMode):
             except Exception:  # noqa: BLE001 - a formula that does not fit this overload
                 count = 0
             if first is not None and count:
-                dtype = str(first.dtype).replace("torch.", "")
+                dtype = _dtype_name(first.dtype)
                 self.ledger.flops[(device, dtype)] += int(count)
                 self.ledger.op_flops[(device, dtype, str(packet).replace("aten.", ""))] += int(count)
         elif device and not self._aliases(func, args, out):

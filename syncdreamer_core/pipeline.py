@@ -55,10 +55,10 @@ class SyncDreamerPipeline:
     def cpu_wait(self, steps: int = defaults.STEPS, sample_count: int = 1, cfg_scale: float = defaults.CFG):
         """How long sampling will take when the network runs on a CPU (``wait.WaitEstimate``),
         else None."""
-        from .diffusion.schedule import ddim_timesteps
+        from .diffusion.schedule import steps_run
         from .wait import cpu_wait
 
-        return cpu_wait(self.model, self.denoiser.batch_view_num, cfg_scale, len(ddim_timesteps(steps)), sample_count)
+        return cpu_wait(self.model, self.denoiser.batch_view_num, cfg_scale, steps_run(steps), sample_count)
 
     def condition(self, pixels: torch.Tensor, elevation_deg, sample_count: int = 1,
                   seed: int = defaults.SEED) -> Conditioning:

@@ -20,7 +20,7 @@ from .ddim import sample_ddim
 from .denoiser import SyncDenoiser
 from .dpm_solver import sample_dpmpp_2m
 from .noise import NoiseStream, instance_seed
-from .schedule import ddim_timesteps
+from .schedule import ddim_timesteps, steps_run
 from .sigma_denoiser import SigmaDenoiser
 
 SAMPLERS = ("ddim", "dpmpp_2m")
@@ -54,7 +54,7 @@ def sample(denoiser: SyncDenoiser, cond: Conditioning, steps: int = STEPS, cfg_s
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     check_guidance(cfg_scale, eta)
-    run = len(ddim_timesteps(steps))  # the official timesteps: more than ``steps`` where 1000 is not a multiple
+    run = steps_run(steps)  # the official timesteps: more than ``steps`` where 1000 is not a multiple
     N = denoiser.view_count
     h, w = cond.input_latent.shape[-2:]
     shape = (N, LATENT_CHANNELS, h, w)
