@@ -10,9 +10,10 @@ First the machine: its CPU features (native bf16/fp16 or not) and the measured m
 each dtype (2048^3, this process's threads). Each configuration then runs in a fresh subprocess
 so that its peak memory (RSS on the CPU, max allocated on CUDA) is its own, and prints one JSON
 object: step time, memory, the step's FLOPs (torch's FLOP formulas, counted per dtype:
-``flop_share_by_dtype`` shows what ran in which precision), FLOP rate, the dtype conversions of
-the step (``casts_per_step``: count and MB written per dtype pair) and, on a CPU, the step time
-the Sampler would have told before the run (``estimated_step_seconds``). ``--ddim-error SIZE``
+``flop_share_by_dtype`` shows what ran in which precision), FLOP rate, every copy the
+step makes (``copies_per_step``: casts and layout changes, count and MB written per dtype
+pair, as torch's profiler counts ``aten::copy_``) and, on a CPU, the step time the Sampler
+would have told before the run (``estimated_step_seconds``). ``--ddim-error SIZE``
 adds the relative error of a whole 50-step DDIM run of that network size against fp32 for each
 dtype. Weights are random: speed and memory do not depend on their values.
 """
@@ -42,6 +43,7 @@ def config_for(size: str):
 def build_model(size: str, dtype: str, device: str, weight_dtype: str | None = None):
     """A randomly initialised network (fan-in scaled weights, unit norm scales) with its
     weights stored in ``weight_dtype`` (default ``dtype``) and computing in ``dtype``."""
+    from syncdreamer_core.network.memory_format import use_preferred_memory_format
     from syncdreamer_core.weights.checkpoint import build_network, resolve_dtype
     from syncdreamer_core.weights.official_layout import random_checkpoint
     from syncdreamer_core.weights.storage import store_weights_as
@@ -51,7 +53,8 @@ def build_model(size: str, dtype: str, device: str, weight_dtype: str | None = N
     state = random_checkpoint(config, vae=None, clip=None, dtype=storage)
     model = build_network(state, config, storage, device)
     del state
-    return store_weights_as(model, storage, resolve_dtype(dtype)), config
+    model = store_weights_as(model, storage, resolve_dtype(dtype))
+    return use_preferred_memory_format(model, device, resolve_dtype(dtype)), config  # as the loader does
 
 
 def peak_memory_mb(device: str) -> float:
@@ -70,6 +73,11 @@ def worker(args) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.route_without_amx:
+        from syncdreamer_core import hardware
+
+        flags = hardware.cpu_flags()
+        hardware.cpu_flags = lambda: frozenset(f for f in flags if not f.startswith("amx"))
     started = time.perf_counter()
     model, config = build_model(args.size, args.dtype, args.device, args.weight_dtype)
     build_seconds = time.perf_counter() - started
@@ -93,7 +101,7 @@ def worker(args) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     times = times[args.warmup:]
-    from syncdreamer_core.accounting import Accounting
+    from syncdreamer_core.accounting import Accounting, count_copies
 
     device_type = torch.device(args.device).type
     with Accounting(devices=(device_type,)) as counter:
@@ -105,12 +113,14 @@ def worker(args) -> dict:
         "device": args.device, "dtype": args.dtype,
         "weight_dtype": args.weight_dtype or args.dtype, "batch": B, "views": 16, "cfg": args.cfg,
         "batch_view_num": args.batch_view_num, "threads": torch.get_num_threads(),
+        **({"route": "without AMX"} if args.route_without_amx else {}),
         "step_seconds_median": round(statistics.median(times), 3), "step_seconds_all": [round(s, 3) for s in times],
         "steps50_minutes": round(statistics.median(times) * 50 / 60, 2),
         "peak_memory_MB": round(peak_memory_mb(args.device), 1), "build_seconds": round(build_seconds, 1),
         "step_GFLOP": round(flops / 1e9, 1), "GFLOPs": round(flops / statistics.median(times) / 1e9, 2),
         "flop_share_by_dtype": flop_share,
-        "casts_per_step": casts_per_step(counter.ledger, device_type),
+        # every copy the step makes, casts and layout changes, by dtype pair
+        "copies_per_step": count_copies(lambda: denoiser(x, t, cond, args.cfg)).summary(),
     }
     if device_type == "cpu":  # what the Sampler tells before a run, beside what the step took
         from syncdreamer_core.wait import estimate_step_seconds
@@ -123,14 +133,6 @@ def worker(args) -> dict:
         result["max_abs_diff_vs_fp32"] = float((eps.float() - eps32).abs().max())
         result["rel_l2_vs_fp32"] = float((eps.float() - eps32).norm() / eps32.norm())
     return result
-
-
-def casts_per_step(ledger, device_type: str) -> dict:
-    """The step's dtype conversions: their count and the MB they write, per dtype pair."""
-    pairs = {f"{a}->{b}": {"count": ledger.casts[key], "MB": round(ledger.cast_bytes[key] / 2**20, 1)}
-             for key in sorted(ledger.casts) for (device, a, b) in [key] if device == device_type}
-    return {"total": sum(p["count"] for p in pairs.values()),
-            "MB": round(sum(p["MB"] for p in pairs.values()), 1), "by_pair": pairs}
 
 
 def matmul_rates(device: str, size: int = 2048) -> dict:
@@ -189,6 +191,9 @@ def main() -> None:
     parser.add_argument("--ddim-error", choices=("tiny", "small", "full"), default=None,
                         help="also the error of a whole 50-step DDIM run of this size against fp32, per --dtype")
     parser.add_argument("--no-machine", action="store_true", help="skip the CPU features and matmul rates")
+    parser.add_argument("--route-without-amx", action="store_true",
+                        help="take the route of a CPU with AVX512_BF16 but no AMX (e.g. AMD Zen 4: attention in "
+                             "fp32): its casts and copies; the time stays this CPU's")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -214,6 +219,7 @@ def main() -> None:
                        "--dtype", dtype, "--batch-view-num", str(bvn), "--batch", str(args.batch),
                        "--cfg", str(args.cfg), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
                        "--threads", str(args.threads),
+                       *(["--route-without-amx"] if args.route_without_amx else []),
                        *(["--compare-fp32"] if args.compare_fp32 else []),
                        *(["--weight-dtype", args.weight_dtype] if args.weight_dtype else [])]
             done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())

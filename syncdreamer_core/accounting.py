@@ -263,3 +263,59 @@ class Accounting(TorchDispatchMode):
         out = func(*args, **kwargs)
         self.account(func, args, kwargs, out)
         return out
+
+
+#: torch's profiler names dtypes as C++ does
+_PROFILER_DTYPES = {"float": torch.float32, "double": torch.float64, "c10::BFloat16": torch.bfloat16,
+                    "c10::Half": torch.float16, "int": torch.int32, "long int": torch.int64,
+                    "bool": torch.bool, "unsigned char": torch.uint8, "signed char": torch.int8}
+
+
+@dataclass
+class Copies:
+    """Every copy a run made (``aten::copy_``, wherever it was called from): casts, layout
+    changes (``contiguous`` inside a convolution, a reshape of a strided view), the bias an
+    ``addmm`` starts from. Keyed by (source dtype, destination dtype)."""
+
+    count: Counter = field(default_factory=Counter)
+    nbytes: Counter = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.count.values())
+
+    @property
+    def casts(self) -> int:
+        """The copies that change the dtype."""
+        return sum(n for (a, b), n in self.count.items() if a != b)
+
+    def summary(self) -> dict:
+        """{"total", "MB", "by_pair": {"float32->bfloat16": {"count", "MB"}}}: what the bench prints."""
+        pairs = {f"{a}->{b}": {"count": self.count[(a, b)], "MB": round(self.nbytes[(a, b)] / 2**20, 1)}
+                 for (a, b) in sorted(self.count)}
+        return {"total": self.total, "casts": self.casts,
+                "MB": round(sum(self.nbytes.values()) / 2**20, 1), "by_pair": pairs}
+
+
+def count_copies(run) -> Copies:
+    """Runs ``run()`` under torch's profiler and counts its copies (see ``Copies``). The
+    dispatcher-level accounting above sees only the copies the Python code asks for; the
+    profiler also sees those a kernel makes for itself, which cost the same."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        run()
+    copies = Copies()
+    for event in prof.events():
+        if event.name != "aten::copy_" or len(event.input_dtypes) < 2:
+            continue
+        destination, source = (_PROFILER_DTYPES.get(name) for name in event.input_dtypes[:2])
+        pair = (_dtype_name(source) if source else event.input_dtypes[1],
+                _dtype_name(destination) if destination else event.input_dtypes[0])
+        copies.count[pair] += 1
+        if destination is not None and event.input_shapes and event.input_shapes[0]:
+            numel = 1
+            for size in event.input_shapes[0]:
+                numel *= size
+            copies.nbytes[pair] += numel * destination.itemsize
+    return copies

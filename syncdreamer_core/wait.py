@@ -38,6 +38,7 @@ def probe_rate(config, dtype: torch.dtype, batch: int, threads: int) -> float:
     """FLOP/s of the network's first-level ResBlock + SpatialTransformer on this CPU."""
     from .accounting import Accounting
     from .network.attention import SpatialTransformer
+    from .network.memory_format import use_preferred_memory_format
     from .network.unet import ResBlock
 
     channels = config.model_channels
@@ -46,6 +47,8 @@ def probe_rate(config, dtype: torch.dtype, batch: int, threads: int) -> float:
         block = ResBlock(channels, 4 * channels).eval().to(dtype)
         attention = SpatialTransformer(channels, config.num_heads, channels // config.num_heads,
                                        config.transformer_depth, config.context_dim).eval().to(dtype)
+        for module in (block, attention):  # laid out as the loader lays out the network
+            use_preferred_memory_format(module, "cpu", dtype)
         x = torch.randn(batch, channels, 32, 32, generator=generator).to(dtype)
         emb = torch.randn(batch, 4 * channels, generator=generator).to(dtype)
         context = torch.randn(batch, 1, config.context_dim, generator=generator).to(dtype)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import attention_dtype
+from .memory_format import conv_memory_format
 from .norms import GroupNorm, group_norm_channel_last
 
 
@@ -30,7 +31,7 @@ class DepthAttention(nn.Module):
         self.to_out = nn.Conv2d(inner_dim, query_dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor, context_last: torch.Tensor) -> torch.Tensor:
-        """x: [b, c, h, w]; context_last: [b, h, w, D, d] -> [b, c, h, w]."""
+        """x: [b, c, h, w]; context_last: [b, h, w, D, d] -> channel-last [b, h, w, c]."""
         b, _, h, w = x.shape
         depth, d = context_last.shape[3:]
         inner = self.to_q.weight.shape[0]
@@ -47,7 +48,7 @@ class DepthAttention(nn.Module):
         v = kv[:, :, 1].transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v).to(x.dtype).reshape(pixels, inner)
         out = out @ self.to_out.weight.flatten(1).t()
-        return out.view(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
+        return out.view(b, h, w, -1)
 
 
 class DepthTransformer(nn.Module):
@@ -78,11 +79,12 @@ class DepthTransformer(nn.Module):
             raise ValueError(f"{x.shape[0]} feature rows with {zero_volume_rows} reading a zero volume need "
                              f"{with_volume} volume rows, got {context.shape[0]}")
         h = self.proj_in(x)
-        attended = self.depth_attn(h[:with_volume], self.project_context(context))
+        attended = self.depth_attn(h[:with_volume], self.project_context(context))  # channel-last
         if zero_volume_rows:
             constant = self.zero_volume_output().to(attended.dtype)
-            rest = constant.view(1, -1, 1, 1).expand(zero_volume_rows, -1, *x.shape[2:])
-            attended = torch.cat([attended, rest])
+            attended = torch.cat([attended, constant.expand(zero_volume_rows, *attended.shape[1:])])
+        # to the convolutions' layout: a view where they work channels-last, else one copy
+        attended = attended.permute(0, 3, 1, 2).contiguous(memory_format=conv_memory_format(x))
         return self.proj_out(attended) + x
 
     def project_context(self, context: torch.Tensor) -> torch.Tensor:

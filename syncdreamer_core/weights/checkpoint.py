@@ -27,6 +27,7 @@ import torch
 from ..cameras import target_cameras, wrap_to_pi
 from ..diffusion.schedule import scaled_linear_betas, schedule_buffers
 from ..network.config import SyncDreamerConfig
+from ..network.memory_format import use_preferred_memory_format
 from ..network.model import CAMERA_BUFFERS, SCHEDULE_BUFFERS, SyncDreamer
 from .keys import CheckpointError, key_mismatch
 from .storage import store_weights_as
@@ -565,6 +566,7 @@ def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu"
     if with_clip and not parts.clip_visual:
         raise CheckpointError(f"{name} has no CLIP image encoder weights (clip_image_encoder.model.visual.*)")
     model = store_weights_as(build_network(parts.network, config, weight_dtype, device), weight_dtype, dtype)
+    model = use_preferred_memory_format(model, device, dtype)
     vae = clip = None
     if with_vae:
         from .encoders import build_vae

@@ -1,0 +1,39 @@
+"""The memory format of the network's 2D convolutions: channels-last for bf16/fp16 on a CPU.
+
+torch's CPU convolutions in bf16 and fp16 (oneDNN) work on channels-last tensors: a
+channel-first input is copied to channels-last and back on every call, and a channels-last
+activation (the UNet's transformers hand them out: their token layout is one) meeting a
+channel-first weight copies the weight. A full-size bf16 step made about 200 such copies.
+With the weights stored channels-last once, the first convolution's output is channels-last,
+every layer after it keeps that layout, and the rearranges between the image and the token
+layout are free views. In float32, and on GPUs, the layout is left as the checkpoint has it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+HALF = (torch.bfloat16, torch.float16)
+
+
+def prefers_channels_last(device: torch.device | str, dtype: torch.dtype) -> bool:
+    """Whether convolutions on ``device`` computing in ``dtype`` want channels-last tensors."""
+    return torch.device(device).type == "cpu" and dtype in HALF
+
+
+def use_preferred_memory_format(model: nn.Module, device: torch.device | str, dtype: torch.dtype) -> nn.Module:
+    """Store ``model``'s 2D convolution weights channels-last where ``prefers_channels_last``
+    (the stored parameter, also under a cast-on-access parametrization). Returns ``model``."""
+    if prefers_channels_last(device, dtype):
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
+    return model
+
+
+
+
+def conv_memory_format(x: torch.Tensor) -> torch.memory_format:
+    """The layout the convolutions that read ``x`` work in."""
+    return torch.channels_last if prefers_channels_last(x.device, x.dtype) else torch.contiguous_format
