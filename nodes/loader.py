@@ -112,7 +112,7 @@ def load(path: str, name: str, dtype: str, device):
     core_errors(check_device, device, compute_dtype)
     logging.info("SyncDreamer: loading %s (compute %s, weights %s)", path, compute_dtype, weight_dtype)
     loaded = core_errors(load_checkpoint, path, dtype=compute_dtype, weight_dtype=weight_dtype, device="cpu",
-                         with_vae=False, with_clip=False, keep_parts=True)
+                         compute_device=device, with_vae=False, with_clip=False, keep_parts=True)
     parts = loaded.parts
     # Conditioning reads the checkpoint's encoders in fp32, as the reference computes them,
     # whatever precision the network and ComfyUI's copies use.

@@ -153,16 +153,20 @@ def test_norms_on_a_bf16_cpu_copy_no_activation_and_give_the_float32_path_s_numb
         assert ((out.float() - cast_path.float()).abs() <= cast_path.float().abs() * 2**-7 + 1e-3).all()
 
 
-@pytest.mark.parametrize("dtype,weight_dtype,channels_last", [
-    ("bf16", None, True), ("fp16", None, True), ("fp32", None, False), ("fp32", "fp16", False)])
+@pytest.mark.parametrize("dtype,weight_dtype,compute_device,channels_last", [
+    ("bf16", None, None, True), ("fp16", None, None, True), ("fp32", None, None, False),
+    ("fp32", "fp16", None, False), ("bf16", "fp16", None, True), ("bf16", None, "cuda", False),
+    ("fp16", None, "cuda:0", False)])
 def test_the_loader_stores_the_convolutions_channels_last_where_they_compute_in_half_precision_on_a_cpu(
-        dtype, weight_dtype, channels_last):
+        dtype, weight_dtype, compute_device, channels_last):
+    """Loaded on the CPU in each case; a host that moves the network to a GPU names it."""
     from syncdreamer_core.weights.checkpoint import load_checkpoint
     from syncdreamer_core.weights.official_layout import random_checkpoint
 
     model = load_checkpoint(random_checkpoint(fast_tiny_config(), vae=None, clip=None), dtype=dtype,
-                            weight_dtype=weight_dtype, with_vae=False, with_clip=False).model
+                            weight_dtype=weight_dtype, compute_device=compute_device,
+                            with_vae=False, with_clip=False).model
     convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
     assert convolutions
     layouts = {m.weight.is_contiguous(memory_format=torch.channels_last) for m in convolutions}
-    assert layouts == {channels_last}, (dtype, weight_dtype, layouts)
+    assert layouts == {channels_last}, (dtype, weight_dtype, compute_device, layouts)

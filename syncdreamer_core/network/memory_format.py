@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 HALF = (torch.bfloat16, torch.float16)
 
@@ -24,15 +25,19 @@ def prefers_channels_last(device: torch.device | str, dtype: torch.dtype) -> boo
 
 def use_preferred_memory_format(model: nn.Module, device: torch.device | str, dtype: torch.dtype) -> nn.Module:
     """Store ``model``'s 2D convolution weights channels-last where ``prefers_channels_last``
-    (the stored parameter, also under a cast-on-access parametrization). Returns ``model``."""
-    if prefers_channels_last(device, dtype):
-        for module in model.modules():
-            if isinstance(module, nn.Conv2d):
-                module.to(memory_format=torch.channels_last)
+    for the device they compute on, channel-first elsewhere (the stored parameter, also under
+    a cast-on-access parametrization). Returns ``model``."""
+    layout = torch.channels_last if prefers_channels_last(device, dtype) else torch.contiguous_format
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and not _stored_weight(module).is_contiguous(memory_format=layout):
+            module.to(memory_format=layout)
     return model
 
 
-
+def _stored_weight(module: nn.Module) -> torch.Tensor:
+    if parametrize.is_parametrized(module, "weight"):
+        return module.parametrizations.weight.original
+    return module.weight
 
 def conv_memory_format(x: torch.Tensor) -> torch.memory_format:
     """The layout the convolutions that read ``x`` work in."""

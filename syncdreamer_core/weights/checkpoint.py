@@ -530,14 +530,16 @@ def encoder_dtype(dtype: torch.dtype, device) -> torch.dtype:
 
 def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu",
                     num_heads: int | None = None, with_vae: bool = True, with_clip: bool = True,
-                    keep_parts: bool = False, weight_dtype=None) -> LoadedCheckpoint:
+                    keep_parts: bool = False, weight_dtype=None, compute_device=None) -> LoadedCheckpoint:
     """Load a SyncDreamer checkpoint (path or state dict) into ready-to-use modules.
 
     ``dtype`` is the network's compute dtype; ``weight_dtype`` (default: the same)
     stores its weights narrower, e.g. fp16 weights with fp32 compute to halve memory.
     Unused CLIP text-tower weights are skipped; any other unknown key is an error.
     ``with_vae``/``with_clip`` build the encoders (a checkpoint without them, like the
-    parity fixtures, must be loaded with both False).
+    parity fixtures, must be loaded with both False). ``compute_device`` (default: ``device``)
+    is where the network will run, which decides the layout of its convolutions (a host that
+    loads on the CPU and moves the network to a GPU names the GPU).
     """
     dtype = resolve_dtype(dtype)
     weight_dtype = dtype if weight_dtype is None else resolve_dtype(weight_dtype)
@@ -566,7 +568,7 @@ def load_checkpoint(source: str | os.PathLike | dict, dtype="fp32", device="cpu"
     if with_clip and not parts.clip_visual:
         raise CheckpointError(f"{name} has no CLIP image encoder weights (clip_image_encoder.model.visual.*)")
     model = store_weights_as(build_network(parts.network, config, weight_dtype, device), weight_dtype, dtype)
-    model = use_preferred_memory_format(model, device, dtype)
+    model = use_preferred_memory_format(model, device if compute_device is None else compute_device, dtype)
     vae = clip = None
     if with_vae:
         from .encoders import build_vae
