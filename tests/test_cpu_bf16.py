@@ -170,3 +170,13 @@ def test_the_loader_stores_the_convolutions_channels_last_where_they_compute_in_
     assert convolutions
     layouts = {m.weight.is_contiguous(memory_format=torch.channels_last) for m in convolutions}
     assert layouts == {channels_last}, (dtype, weight_dtype, compute_device, layouts)
+
+
+def test_copies_are_counted_by_dtype_pair_with_the_bytes_they_write():
+    from syncdreamer_core.accounting import count_copies
+
+    x = torch.randn(64, 32)
+    copies = count_copies(lambda: (x.bfloat16(), x.t().contiguous(), x.view(32, 64), x.float()))
+    assert copies.count == {("float32", "bfloat16"): 1, ("float32", "float32"): 1}, copies.count
+    assert copies.nbytes == {("float32", "bfloat16"): 64 * 32 * 2, ("float32", "float32"): 64 * 32 * 4}
+    assert (copies.total, copies.casts) == (2, 1)
