@@ -103,14 +103,15 @@ MEASURE = """() => {
           nodeDownload: button ? (button.label || button.name) : null};
 }"""
 
-#: The frontend's own missing-model list: on 0.27 behind "Show missing models", on 0.3.x a dialog.
+#: The frontend's own missing-model list: on 0.27 behind "Show missing models" (1.58: "View
+#: details"), on 0.3.x a dialog.
 MISSING_MODELS = """() => Array.from(document.querySelectorAll('button, [role=button]'))
     .filter(b => /download/i.test(b.innerText) && b.offsetParent !== null)
     .map(b => ({text: b.innerText.trim(), disabled: b.disabled || b.getAttribute('aria-disabled') === 'true',
                 near: (b.closest('li, [role=option], div')?.parentElement?.innerText || '')
                   .replace(/\\s+/g, ' ').slice(0, 200)}))"""
 
-MESSAGES = """() => Array.from(document.querySelectorAll('.p-toast-message, .p-dialog, [role="alert"]'))
+MESSAGES = """() => Array.from(document.querySelectorAll('.p-toast-message, .p-dialog, [role="alert"], [role="status"]'))
     .map(e => e.innerText.trim().replace(/\\s+/g, ' ').slice(0, 300)).filter(t => t)"""
 
 
@@ -179,9 +180,11 @@ def check(page, title: str, ui: dict, out: Path) -> list[str]:
     # the missing checkpoint: the frontend's own list, and the loader's button
     panel = "Comfy.RightSidePanel.IsOpen"  # the list opens a side panel, remembered by the server: put it back
     was_open = page.evaluate("(id) => fetch('/api/settings/' + id).then(r => r.json())", panel)
-    with contextlib.suppress(Exception):
-        page.get_by_text("Show missing models").first.click(timeout=3000)
-        page.wait_for_timeout(1500)
+    for opener in ("Show missing models", "View details"):  # 0.27's frontend; 1.58
+        with contextlib.suppress(Exception):
+            page.get_by_text(opener).first.click(timeout=3000)
+            page.wait_for_timeout(1500)
+            break
     downloads = page.evaluate(MISSING_MODELS)
     page.evaluate("([id, value]) => fetch('/api/settings/' + id, {method: 'POST', body: JSON.stringify(value)})",
                   [panel, bool(was_open)])
@@ -190,7 +193,8 @@ def check(page, title: str, ui: dict, out: Path) -> list[str]:
         problems.append("no Download for the missing SyncDreamer checkpoint")
     # the notice itself is honest (the checkpoint is not there yet); anything else is a problem, and
     # so is an entry the frontend can only refuse (it reads as a wrong file format)
-    problems += [f"message: {m}" for m in messages if "missing" not in m.lower()]
+    # (1.58 sums several missing models up as "N issues found")
+    problems += [f"message: {m}" for m in messages if not any(w in m.lower() for w in ("missing", "issues found"))]
     problems += [f"red warning: {m}" for m in messages + [d["near"] for d in downloads] if "only allowed" in m.lower()]
     page.screenshot(path=str(out / f"{title} - missing models.png"))
     grown = [n["type"] for n in state["nodes"]
