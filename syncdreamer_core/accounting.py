@@ -8,6 +8,7 @@ tells a run's peak memory before the run.
 
 from __future__ import annotations
 
+import math
 import traceback
 import weakref
 from collections import Counter, defaultdict
@@ -314,8 +315,5 @@ def count_copies(run) -> Copies:
                 _dtype_name(destination) if destination else event.input_dtypes[0])
         copies.count[pair] += 1
         if destination is not None and event.input_shapes and event.input_shapes[0]:
-            numel = 1
-            for size in event.input_shapes[0]:
-                numel *= size
-            copies.nbytes[pair] += numel * destination.itemsize
+            copies.nbytes[pair] += math.prod(event.input_shapes[0]) * destination.itemsize
     return copies

@@ -6,7 +6,7 @@ activation (the UNet's transformers hand them out: their token layout is one) me
 channel-first weight copies the weight. A full-size bf16 step made about 200 such copies.
 With the weights stored channels-last once, the first convolution's output is channels-last,
 every layer after it keeps that layout, and the rearranges between the image and the token
-layout are free views. In float32, and on GPUs, the layout is left as the checkpoint has it.
+layout are free views. In float32, and on GPUs, they stay channel-first, as the checkpoint has them.
 """
 
 from __future__ import annotations
@@ -18,16 +18,21 @@ from torch.nn.utils import parametrize
 HALF = (torch.bfloat16, torch.float16)
 
 
-def prefers_channels_last(device: torch.device | str, dtype: torch.dtype) -> bool:
-    """Whether convolutions on ``device`` computing in ``dtype`` want channels-last tensors."""
-    return torch.device(device).type == "cpu" and dtype in HALF
+def preferred_memory_format(device: torch.device | str, dtype: torch.dtype) -> torch.memory_format:
+    """The layout convolutions on ``device`` computing in ``dtype`` work in."""
+    return torch.channels_last if torch.device(device).type == "cpu" and dtype in HALF else torch.contiguous_format
+
+
+def conv_memory_format(x: torch.Tensor) -> torch.memory_format:
+    """The layout the convolutions that read ``x`` work in."""
+    return preferred_memory_format(x.device, x.dtype)
 
 
 def use_preferred_memory_format(model: nn.Module, device: torch.device | str, dtype: torch.dtype) -> nn.Module:
-    """Store ``model``'s 2D convolution weights channels-last where ``prefers_channels_last``
-    for the device they compute on, channel-first elsewhere (the stored parameter, also under
-    a cast-on-access parametrization). Returns ``model``."""
-    layout = torch.channels_last if prefers_channels_last(device, dtype) else torch.contiguous_format
+    """Store ``model``'s 2D convolution weights in ``preferred_memory_format`` for the device
+    they compute on (the stored parameter, also under a cast-on-access parametrization).
+    Returns ``model``."""
+    layout = preferred_memory_format(device, dtype)
     for module in model.modules():
         if isinstance(module, nn.Conv2d) and not _stored_weight(module).is_contiguous(memory_format=layout):
             module.to(memory_format=layout)
@@ -38,7 +43,3 @@ def _stored_weight(module: nn.Module) -> torch.Tensor:
     if parametrize.is_parametrized(module, "weight"):
         return module.parametrizations.weight.original
     return module.weight
-
-def conv_memory_format(x: torch.Tensor) -> torch.memory_format:
-    """The layout the convolutions that read ``x`` work in."""
-    return torch.channels_last if prefers_channels_last(x.device, x.dtype) else torch.contiguous_format
