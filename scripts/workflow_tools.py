@@ -308,9 +308,10 @@ def _arrangements(group: Group) -> list[list[list[Node]]]:
 
 
 #: Screen areas (in the 1600x900 window) the frontend covers when a template opens with a
-#: model missing: ComfyUI 0.27's error notification at the top right (measured with frontend
-#: 1.45.20). A layout keeps its groups out of them when it can do so at a readable zoom.
-KEEP_CLEAR = ((1265, 85, 1600, 262),)
+#: model missing, at the top right: ComfyUI 0.27's error box (frontend 1.45.20), then frontend
+#: 1.58.1's "is missing" notice, wider and lower. A layout keeps its groups out of both when it
+#: can do so at a readable zoom, and out of the first at least.
+KEEP_CLEAR = ((1265, 85, 1600, 262), (1174, 85, 1600, 215))
 #: A group's title as the frontend draws it: 24 px Arial (at most 13 units a character)
 #: plus a margin of one font size, on a band 1.4 font sizes high.
 GROUP_FONT = 24
@@ -507,22 +508,31 @@ def ui_layout_problems(ui: dict, definitions: dict) -> list[str]:
 LAYOUTS_CHECKED = 4000
 
 
-def _plan(graph: Graph, definitions: dict) -> list[_Placed]:
+def _plan(graph: Graph, definitions: dict) -> tuple[list[_Placed], list[str]]:
     """The layout the frontend fits at the largest zoom among those with nothing over a group
     title and no group under a KEEP_CLEAR area; failing that, the readable one with the fewest
-    such problems (the largest zoom first)."""
+    such problems (the largest zoom first). Returns it with the problems it keeps."""
     found = sorted(_candidates(graph.groups), key=lambda c: -c[0])
-    best, best_key = found[0][1], None
+    best, best_key, best_problems = found[0][1], None, None
     for zoom, placed in found[:LAYOUTS_CHECKED]:
         if zoom < READABLE_ZOOM + 0.001:
             break
         problems = _problems(graph, placed, definitions)
         key = (len(problems), -zoom)
         if best_key is None or key < best_key:
-            best, best_key = placed, key
+            best, best_key, best_problems = placed, key, problems
         if not problems:
             break
-    return best
+    if best_problems is None:
+        best_problems = _problems(graph, best, definitions)
+    return best, best_problems
+
+
+def unavoidable_problems(graph: Graph, definitions: dict) -> list[str]:
+    """What even the best readable layout of ``graph`` keeps (see ``_plan``)."""
+    for node in graph.nodes:
+        node.size = estimate_size(node, definitions.get(node.type))
+    return _plan(graph, definitions)[1]
 
 
 def _problems(graph: Graph, placed: list[_Placed], definitions: dict) -> list[str]:
@@ -538,7 +548,7 @@ def layout(graph: Graph, definitions: dict) -> list[dict]:
     entries."""
     for node in graph.nodes:
         node.size = estimate_size(node, definitions.get(node.type))
-    placed = _plan(graph, definitions)
+    placed, _ = _plan(graph, definitions)
     _place_nodes(placed)
     entries = []
     for box in sorted(placed, key=lambda b: b.index):

@@ -70,6 +70,15 @@ def warn_emulated_half(device: str, dtype: str) -> None:
         print(f"WARNING: {warning} (use --dtype fp32, and --weight-dtype fp16 to halve the memory)", file=sys.stderr)
 
 
+def print_faster_dtype(device: str, dtype: str) -> None:
+    """Say so when fp32 runs on a CPU that computes bf16 natively (1.7-3x faster there)."""
+    from .hardware import recommended_dtype
+
+    if dtype == "fp32" and str(device).startswith("cpu") and recommended_dtype(device) == "bf16":
+        print("this CPU computes bf16 natively: --dtype bf16 (or auto) samples 1.7-3x faster than fp32",
+              file=sys.stderr)
+
+
 def cmd_generate(args) -> int:
     from .diffusion.schedule import steps_run
     from .files import find_checkpoint, missing_checkpoint_message, progress_bar, view_file_names, write_views
@@ -101,6 +110,7 @@ def cmd_generate(args) -> int:
         wait = pipe.cpu_wait(args.steps, args.sample_num, args.cfg_scale)
         if wait is not None:
             print(f"sampling on the CPU: {wait.describe()}", file=sys.stderr)
+            print_faster_dtype(args.device, args.dtype)
         result = pipe(image, args.elevation, args.crop_size, sample_count=args.sample_num, steps=args.steps,
                       cfg_scale=args.cfg_scale, eta=args.eta, seed=args.seed, sampler=args.sampler,
                       callback=progress_bar("SyncDreamer"))
@@ -275,8 +285,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-view-num", type=_views_per_pass, default=defaults.BATCH_VIEW_NUM,
                         help="views run through the network at once (lower saves memory; same result), or auto: the "
                         "largest that fits in the device's free memory")
-    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32",
-                        help="compute precision (on a GPU: fp16 or bf16; on a CPU: see the README)")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16", "auto"), default="fp32",
+                        help="compute precision (on a GPU: fp16 or bf16; on a CPU: see the README); auto: on a CPU as the "
+                        "loader node's auto, bf16 where it has bf16 instructions, else fp32; on a GPU bf16 where "
+                        "supported, else fp16")
     parser.add_argument("--weight-dtype", choices=("fp32", "fp16", "bf16"), default=None,
                         help="store the network's weights in this dtype, computing in --dtype (fp16 with fp32 halves "
                              "the memory on a CPU); default: as --dtype")
@@ -426,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "device", "absent") is None:
         args.device = _default_device()
+    if getattr(args, "dtype", None) == "auto":  # chosen once, here: every batch worker computes alike
+        from .hardware import recommended_dtype
+
+        args.dtype = recommended_dtype(args.device)
+        print(f"--dtype auto: {args.dtype} on {args.device}", file=sys.stderr)
     started = time.perf_counter()
     try:
         code = args.func(args)

@@ -70,3 +70,21 @@ def cpu_report() -> dict:
 def recommended_cpu_dtype() -> str:
     """bf16 where the CPU computes it natively, else fp32."""
     return "bf16" if native_on_cpu("bf16") else "fp32"
+
+
+def recommended_dtype(device) -> str:
+    """The compute dtype a run on ``device`` is fastest in without losing the picture: on a
+    CPU ``recommended_cpu_dtype``; on a GPU bf16 where it computes bf16, else fp16; on Apple's
+    GPU fp16."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cpu":
+        return recommended_cpu_dtype()
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "fp32"  # the device check that follows says what is wrong
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "mps":
+        return "fp16"
+    return "fp32"

@@ -68,3 +68,11 @@ def read_3mf(path):
     colours = list(root.iter("{http://schemas.microsoft.com/3dmanufacturing/material/2015/02}color"))
     assert len(colours) == len(vertices)  # one colour per vertex, referenced by every triangle
     return trimesh.Trimesh(vertices, faces, process=False)
+
+
+def fake_cpu(monkeypatch, flags: set[str]) -> None:
+    """Make the pack see an x86 CPU with these /proc/cpuinfo flags."""
+    from syncdreamer_core import hardware
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")

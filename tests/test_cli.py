@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from helpers import fake_cpu
 from safetensors.torch import save_file
 
 from syncdreamer_core.cli import main
@@ -37,6 +38,37 @@ def no_loading(monkeypatch):
 def generate(ckpt, out, *extra):
     return main(["generate", "--ckpt", str(ckpt), "--input", str(EXAMPLES / "teapot.png"), "--output", str(out),
                  "--elevation", "0", "--crop-size", "180", "--steps", "1", "--num-heads", "2", *extra])
+
+
+@pytest.mark.parametrize("flags,chosen", [
+    ({"avx2", "avx512f", "avx512_bf16"}, "bf16"),  # AMD Zen 4
+    ({"avx2", "amx_bf16", "amx_tile"}, "bf16"),  # Sapphire Rapids and later Xeons
+    ({"avx2", "fma"}, "fp32"),  # bf16 would be emulated
+])
+def test_dtype_auto_is_chosen_once_before_loading_as_the_loader_nodes_auto(tmp_path, ckpt, monkeypatch, capsys,
+                                                                            flags, chosen):
+    import syncdreamer_core.pipeline as pipeline
+
+    fake_cpu(monkeypatch, flags)
+    asked = []
+
+    def record(cls, path, dtype, *args, **kwargs):
+        asked.append(dtype)
+        raise ValueError("stopped after the dtype was chosen")
+
+    monkeypatch.setattr(pipeline.SyncDreamerPipeline, "from_checkpoint", classmethod(record))
+    assert generate(ckpt, tmp_path / "out", "--device", "cpu", "--dtype", "auto") == 2
+    assert asked == [chosen]
+    assert f"--dtype auto: {chosen} on cpu" in capsys.readouterr().err
+
+
+def test_fp32_on_a_cpu_with_bf16_instructions_says_bf16_is_faster(tmp_path, ckpt, monkeypatch, capsys):
+    fake_cpu(monkeypatch, {"avx2", "avx512f", "avx512_bf16"})
+    assert generate(ckpt, tmp_path / "bf16-cpu", "--device", "cpu") == 0
+    assert "--dtype bf16 (or auto) samples 1.7-3x faster" in capsys.readouterr().err
+    fake_cpu(monkeypatch, {"avx2", "fma"})
+    assert generate(ckpt, tmp_path / "plain-cpu", "--device", "cpu") == 0
+    assert "--dtype bf16" not in capsys.readouterr().err
 
 
 def test_generate_without_a_checkpoint_says_what_to_get_and_where(tmp_path, monkeypatch, capsys):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import fast_tiny_config
+from helpers import fake_cpu, fast_tiny_config
 
 from syncdreamer_core.accounting import Accounting, aten
 from syncdreamer_core.network.attention import BasicTransformerBlock
@@ -19,12 +19,6 @@ from syncdreamer_core.network.norms import GroupNorm, LayerNorm
 
 AMX = {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}  # Sapphire Rapids and later Xeons
 AVX512_BF16 = {"avx512f", "avx512_bf16"}  # AMD Zen 4
-
-
-def fake_cpu(monkeypatch, flags: set[str]) -> None:
-    from syncdreamer_core import hardware
-
-    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
 
 
 @pytest.mark.parametrize("flags,attention_dtype,casts", [(AVX512_BF16, "float32", 2 + 3), (AMX, "bfloat16", 0)])

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 import torch
-from helpers import fast_tiny_config
+from helpers import fake_cpu, fast_tiny_config
 
 from syncdreamer_core import wait
 from syncdreamer_core.accounting import Accounting
@@ -104,13 +104,6 @@ def test_the_sampler_node_tells_the_wait_before_its_first_step_and_counts_down(h
     assert any(r.getMessage() == shown[0] for r in caplog.records)  # in the log too
     assert calls[0] == 1  # told before the network's first evaluation
     assert [text.split(":")[0] for text in shown[1:]] == [f"step {k}/6" for k in range(1, 7)]
-
-
-def fake_cpu(monkeypatch, flags: set[str]):
-    from syncdreamer_core import hardware
-
-    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
-    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
 
 
 @pytest.mark.parametrize("flags,expected", [

@@ -71,7 +71,14 @@ def test_the_whole_graph_fitted_to_a_1600x900_window_is_readable(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_no_wire_crosses_a_group_title_and_no_group_sits_under_the_missing_model_notice(name):
-    assert W.ui_layout_problems(load(name), W.node_definitions(B.WORKFLOWS[name][2][-1])) == []
+    """Nothing over a group title, no group under 0.27's error box; 1.58's wider notice is kept
+    clear too, except where no readable layout of the template can (then the plan proves it)."""
+    definitions = W.node_definitions(B.WORKFLOWS[name][2][-1])
+    problems = W.ui_layout_problems(load(name), definitions)
+    newest_notice = f"under the notice at {W.KEEP_CLEAR[-1]}"
+    assert [p for p in problems if not p.endswith(newest_notice)] == []
+    if problems:
+        assert W.unavoidable_problems(B.WORKFLOWS[name][1](), definitions) == problems
 
 
 def test_the_layout_check_sees_a_wire_over_a_title_and_a_group_under_the_notice():
@@ -82,7 +89,7 @@ def test_the_layout_check_sees_a_wire_over_a_title_and_a_group_under_the_notice(
     recon = W.Node(2, "SyncDreamerReconstruct", pos=(12.0, 500.0), size=(315, 246))
     groups = [("2. Views", (600.0, 0.0, 900.0, 300.0)), ("3. Textured mesh", (0.0, 414.0, 400.0, 800.0))]
     links = [(1, 0, 2, "views")]
-    assert W.layout_problems(groups, [decode, recon], links, definitions) == [
+    assert [p for p in W.layout_problems(groups, [decode, recon], links, definitions) if p.startswith("wire")] == [
         "wire VAEDecode -> SyncDreamerReconstruct over group '3. Textured mesh'"]
     recon.pos = (1000.0, 100.0)  # beside it instead: the wire enters from the left
     groups[1] = ("3. Textured mesh", (988.0, 14.0, 1400.0, 360.0))
@@ -92,7 +99,7 @@ def test_the_layout_check_sees_a_wire_over_a_title_and_a_group_under_the_notice(
               W.Node(5, "VAEDecode", pos=(0.0, 900.0), size=(157, 46))]
     far = [("left", (-12.0, -56.0, 200.0, 1000.0)), ("right", (1400.0, -56.0, 1700.0, 300.0))]
     assert W.layout_problems(far, spread, [], definitions) == [
-        f"group 'right' under the notice at {W.KEEP_CLEAR[0]}"]
+        *(f"group 'right' under the notice at {area}" for area in W.KEEP_CLEAR)]
 
 
 def test_sockets_sit_where_the_frontends_draw_them():
