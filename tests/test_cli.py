@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from helpers import fake_cpu
+from PIL import Image
 from safetensors.torch import save_file
 
 from syncdreamer_core.cli import main
