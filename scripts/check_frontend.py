@@ -111,8 +111,13 @@ MISSING_MODELS = """() => Array.from(document.querySelectorAll('button, [role=bu
                 near: (b.closest('li, [role=option], div')?.parentElement?.innerText || '')
                   .replace(/\\s+/g, ' ').slice(0, 200)}))"""
 
-MESSAGES = """() => Array.from(document.querySelectorAll('.p-toast-message, .p-dialog, [role="alert"], [role="status"]'))
-    .map(e => e.innerText.trim().replace(/\\s+/g, ' ').slice(0, 300)).filter(t => t)"""
+# A message once: not again for an element inside one already read (a dialog's own status
+# line, e.g. the "No selected item" a list announces to screen readers).
+MESSAGES = """() => {
+  const all = Array.from(document.querySelectorAll('.p-toast-message, .p-dialog, [role="alert"], [role="status"]'));
+  return all.filter(e => !all.some(o => o !== e && o.contains(e)))
+    .map(e => e.innerText.trim().replace(/\\s+/g, ' ').slice(0, 300)).filter(t => t);
+}"""
 
 
 def open_template(page, title: str, tries: int = 3) -> None:
