@@ -432,19 +432,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _choose_auto_dtype(args) -> None:
+    """--dtype auto as a dtype, chosen once here (every batch worker then computes alike)."""
+    if getattr(args, "dtype", None) != "auto":
+        return
+    from .hardware import recommended_dtype
+    from .weights.checkpoint import check_device
+
+    check_device(args.device)
+    args.dtype = recommended_dtype(args.device)
+    print(f"--dtype auto: {args.dtype} on {args.device}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .diffusion.sampling import SamplingError
 
     args = build_parser().parse_args(argv)
     if getattr(args, "device", "absent") is None:
         args.device = _default_device()
-    if getattr(args, "dtype", None) == "auto":  # chosen once, here: every batch worker computes alike
-        from .hardware import recommended_dtype
-
-        args.dtype = recommended_dtype(args.device)
-        print(f"--dtype auto: {args.dtype} on {args.device}", file=sys.stderr)
     started = time.perf_counter()
     try:
+        _choose_auto_dtype(args)
         code = args.func(args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

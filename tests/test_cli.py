@@ -102,6 +102,8 @@ def test_candidate_k_can_be_regenerated_alone_with_seed_plus_k(tmp_path, ckpt):
     (["--input", "nope.png"], "does not exist"),
     (["--input", "."], "is a folder"),
     (["--device", "cuda:7"], "CUDA"),
+    (["--device", "gpu0", "--dtype", "auto"], "unknown device 'gpu0'"),
+    (["--device", "cuda:7", "--dtype", "auto"], "CUDA"),
     (["--output", "FILE"], "is a file; give a folder"),
 ])
 def test_bad_inputs_and_outputs_are_reported_before_loading(tmp_path, ckpt, no_loading, capsys, args, message):
@@ -109,7 +111,7 @@ def test_bad_inputs_and_outputs_are_reported_before_loading(tmp_path, ckpt, no_l
     base = {"--input": str(EXAMPLES / "teapot.png"), "--output": str(tmp_path / "out")}
     for key, value in zip(args[::2], args[1::2], strict=True):
         base[key] = str(tmp_path / value) if value == "FILE" else value
-    if torch.cuda.is_available() and "--device" in base:
+    if torch.cuda.is_available() and "cuda" in base.get("--device", ""):
         pytest.skip("this machine has CUDA")
     argv = ["generate", "--ckpt", str(ckpt), "--elevation", "0"] + [x for kv in base.items() for x in kv]
     assert main(argv) == 2
