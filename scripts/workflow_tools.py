@@ -530,9 +530,13 @@ def _plan(graph: Graph, definitions: dict) -> tuple[list[_Placed], list[str]]:
 
 def unavoidable_problems(graph: Graph, definitions: dict) -> list[str]:
     """What even the best readable layout of ``graph`` keeps (see ``_plan``)."""
+    _size_nodes(graph, definitions)
+    return _plan(graph, definitions)[1]
+
+
+def _size_nodes(graph: Graph, definitions: dict) -> None:
     for node in graph.nodes:
         node.size = estimate_size(node, definitions.get(node.type))
-    return _plan(graph, definitions)[1]
 
 
 def _problems(graph: Graph, placed: list[_Placed], definitions: dict) -> list[str]:
@@ -546,8 +550,7 @@ def layout(graph: Graph, definitions: dict) -> list[dict]:
     group's columns is chosen so the whole graph fits the window at the largest zoom with
     nothing over a group's title (nodes keep their reading order). Returns the UI group
     entries."""
-    for node in graph.nodes:
-        node.size = estimate_size(node, definitions.get(node.type))
+    _size_nodes(graph, definitions)
     placed, _ = _plan(graph, definitions)
     _place_nodes(placed)
     entries = []

@@ -83,7 +83,7 @@ def recommended_dtype(device) -> str:
         return recommended_cpu_dtype()
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            return "fp32"  # the device check that follows says what is wrong
+            return "fp32"  # nothing to ask; check_device tells the user why
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "mps":
         return "fp16"
