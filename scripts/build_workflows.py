@@ -20,7 +20,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from syncdreamer_core.diffusion.schedule import steps_run  # noqa: E402
+from syncdreamer_core.wait import duration_span, typical_wait  # noqa: E402
 from thumbnails import RANKED_TITLE, SD_OBJECT_TITLE, VIEWS_TITLE, write_thumbnails  # noqa: E402
 from workflow_tools import (  # noqa: E402
     HOSTS,
@@ -50,12 +53,22 @@ SKETCH = "syncdreamer_sketch_mug.png"
 # node titles.
 MODELS_NOTE = "## No checkpoint yet? Press Download checkpoint on Load SyncDreamer Checkpoint."
 SD_NOTE = "## Stable Diffusion 1.5 is offered for download when missing."
-#: What a run costs: 50 steps at 10-47 s a step on 2-core CPUs (bf16 with AMX to fp32 on Zen 4).
-TIME_NOTE = "## On a CPU a run takes 10-40 min (the Sampler tells its estimate first); a GPU is far faster."
 
 
 def start_note(*paragraphs: str) -> str:
-    return "\n\n".join(p if p.startswith("## ") else f"## {p}" for p in (*paragraphs, TIME_NOTE))
+    return "\n\n".join(p if p.startswith("## ") else f"## {p}" for p in paragraphs)
+
+
+def time_note(graph: Graph) -> str:
+    """What the template's sampling costs on a CPU and on a GPU, from its samplers' steps and
+    candidates (``syncdreamer_core.wait.typical_wait``)."""
+    samplers = [n for n in graph.nodes if n.type == "SyncDreamerSampler"]
+    evaluations = sum(steps_run(s.widgets["steps"]) * s.widgets["batch_size"] for s in samplers)
+    wait = typical_wait(evaluations)
+    batch = samplers[0].widgets["batch_size"]
+    what = f" ({len(samplers)} runs)" if len(samplers) > 1 else f" ({batch} candidates)" if batch > 1 else ""
+    return (f"## Sampling{what} takes {duration_span(*wait.cpu)} on a CPU (the Sampler tells its estimate first), "
+            f"about {duration_span(*wait.gpu)} on a GPU (estimated).")
 
 
 def sampler_widgets(batch_size: int = 1) -> dict:
@@ -295,7 +308,10 @@ WORKFLOWS = {
 def build(name: str) -> dict:
     """The UI workflow ``name``, built and checked against every host it targets."""
     title, make, hosts = WORKFLOWS[name]
-    ui = build_ui(make(), node_definitions(hosts[-1]))
+    graph = make()
+    intro = next(n for n in graph.nodes if n.type == "MarkdownNote")
+    intro.text += "\n\n" + time_note(graph)
+    ui = build_ui(graph, node_definitions(hosts[-1]))
     for host in hosts:
         problems = validate_ui(ui, node_definitions(host))
         if problems:

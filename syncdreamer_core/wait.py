@@ -24,6 +24,12 @@ import torch
 REST = 1.1
 #: Probing takes at least this long (after a warm-up run).
 PROBE_SECONDS = 0.5
+#: One full-size step (16 views, cfg 2, batch_view_num 8) on 2-core CPUs, from bf16 with AMX
+#: (this project's Xeon) to fp32 on AMD Zen 4 (bench/bench_sampler.py --size full).
+CPU_STEP_SECONDS = (12.0, 47.0)
+#: FLOP/s a GPU sustains on this network in fp16/bf16, from a mid-range consumer card to a
+#: data-centre one. Assumed, not measured: bench/gpu_check.py measures a GPU's.
+GPU_FLOP_RATES = (1e13, 1e14)
 
 
 def step_flops(config, dtype, weight_dtype=None, batch_view_num: int = 8, cfg: bool = True) -> int:
@@ -120,6 +126,36 @@ class Countdown:
 
     def describe(self, done: int) -> str:
         return f"step {done}/{self.estimate.evaluations}: about {duration(self.left(done))} left"
+
+
+@dataclass(frozen=True)
+class TypicalWait:
+    """The span of a run's sampling (fastest, slowest seconds) on 2-core CPUs and on GPUs."""
+
+    cpu: tuple[float, float]
+    gpu: tuple[float, float]
+
+
+def typical_wait(evaluations: int) -> TypicalWait:
+    """What ``evaluations`` full-size steps (steps x candidates) take: measured CPU steps, GPU
+    steps as the step's FLOPs over the assumed rates."""
+    flops = _full_step_flops()
+    return TypicalWait(cpu=(evaluations * CPU_STEP_SECONDS[0], evaluations * CPU_STEP_SECONDS[1]),
+                       gpu=(evaluations * flops / GPU_FLOP_RATES[1], evaluations * flops / GPU_FLOP_RATES[0]))
+
+
+@functools.cache
+def _full_step_flops() -> int:
+    from .network.config import SyncDreamerConfig
+
+    return step_flops(SyncDreamerConfig(), torch.float16)
+
+
+def duration_span(low: float, high: float) -> str:
+    """'10-39 min', or '40 min-2.6 h' where the two ends need different units."""
+    first, last = duration(low), duration(high)
+    unit = first.split(" ")[1]
+    return f"{first.split(' ')[0]}-{last}" if last.endswith(f" {unit}") else f"{first}-{last}"
 
 
 def duration(seconds: float) -> str:

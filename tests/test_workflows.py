@@ -144,6 +144,32 @@ def test_notes_name_todays_run_button_and_links_are_ones_the_frontend_accepts(na
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_the_start_note_tells_what_this_templates_sampling_costs_on_a_cpu_and_a_gpu(name):
+    """From the shipped API twin's samplers: Best of 4 costs four runs, Elevation refinement two."""
+    from syncdreamer_core.diffusion.schedule import steps_run
+    from syncdreamer_core.wait import CPU_STEP_SECONDS, duration_span, typical_wait
+
+    api = json.loads((ROOT / "example_workflows" / "api" / f"{name}.json").read_text())
+    samplers = [n["inputs"] for n in api.values() if n["class_type"] == "SyncDreamerSampler"]
+    evaluations = sum(steps_run(s["steps"]) * s["batch_size"] for s in samplers)
+    assert evaluations == {"candidates": 200, "elevation_refinement": 100}.get(name, 50)
+    wait = typical_wait(evaluations)
+    assert wait.cpu == (evaluations * CPU_STEP_SECONDS[0], evaluations * CPU_STEP_SECONDS[1])
+    assert 0 < wait.gpu[0] < wait.gpu[1] < wait.cpu[0] / 10
+    note = next(n for n in load(name)["nodes"] if n["type"] == "MarkdownNote")["widgets_values"][0]
+    cost = note.split("\n\n")[-1]
+    assert f"takes {duration_span(*wait.cpu)} on a CPU" in cost and f"about {duration_span(*wait.gpu)} on a GPU" in cost
+
+
+def test_a_span_of_durations_names_its_unit_once_where_both_ends_share_it():
+    from syncdreamer_core.wait import duration_span
+
+    assert duration_span(600, 2350) == "10-39 min"
+    assert duration_span(2400, 9400) == "40 min-2.6 h"
+    assert duration_span(13, 132) == "13 s-2 min"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_every_loader_offers_the_checkpoint_for_download_from_hugging_face(name):
     from syncdreamer_core.weights.checkpoint import OFFICIAL_FILENAME, OFFICIAL_URL
 
