@@ -22,8 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from syncdreamer_core.diffusion.schedule import steps_run  # noqa: E402
-from syncdreamer_core.wait import duration_span, typical_wait  # noqa: E402
 from thumbnails import RANKED_TITLE, SD_OBJECT_TITLE, VIEWS_TITLE, write_thumbnails  # noqa: E402
 from workflow_tools import (  # noqa: E402
     HOSTS,
@@ -37,6 +35,9 @@ from workflow_tools import (  # noqa: E402
     ui_to_api,
     validate_ui,
 )
+
+from syncdreamer_core.diffusion.schedule import steps_run  # noqa: E402
+from syncdreamer_core.wait import duration_span, typical_wait  # noqa: E402
 
 OUT = ROOT / "example_workflows"
 CKPT = "syncdreamer-pretrain.ckpt"
