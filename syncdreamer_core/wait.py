@@ -154,8 +154,8 @@ def _full_step_flops() -> int:
 def duration_span(low: float, high: float) -> str:
     """'10-39 min', or '40 min-2.6 h' where the two ends need different units."""
     first, last = duration(low), duration(high)
-    unit = first.split(" ")[1]
-    return f"{first.split(' ')[0]}-{last}" if last.endswith(f" {unit}") else f"{first}-{last}"
+    number, unit = first.split(" ")
+    return f"{number}-{last}" if last.endswith(f" {unit}") else f"{first}-{last}"
 
 
 def duration(seconds: float) -> str:
