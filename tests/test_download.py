@@ -558,7 +558,7 @@ def test_the_button_cancels_within_a_second_and_the_next_press_continues(button,
         while download.status()["done"] < 4096:
             time.sleep(0.01)
         asked = time.monotonic()
-        assert download.stop()["state"] == "cancelling"
+        assert download.stop()["state"] in ("cancelling", "cancelled")  # the thread may finish before the reply
         download.thread.join(10)
         assert time.monotonic() - asked < 1.0
     status = download.status()
