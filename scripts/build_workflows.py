@@ -238,11 +238,15 @@ def sketch_to_3d() -> Graph:
     intro = note(90, "Sketch to 3D: start here", start_note(
         "Load a sketch and press Run: Stable Diffusion renders it (denoise 0.5-0.7 keeps the shape), SyncDreamer "
         "lifts it to 3D.", SD_NOTE, MODELS_NOTE))
+    # Stable Diffusion's render opens the second group, beside what SyncDreamer takes from it: a
+    # first group that wide would reach under frontend 1.58's missing-model notice
+    generate = chain.generate_group(prepare=True)
+    generate.columns[0].append(n["show"])
     groups = [Group("1. Stable Diffusion cleans the sketch", [[intro], [load], [n["ckpt"], n["latent"]],
                                                                [n["prompt"], n["negative"]],
-                                                               [n["ksampler"], n["decode"], n["mask"]], [n["show"]]],
+                                                               [n["ksampler"], n["decode"], n["mask"]]],
                     color="#444"),
-              chain.generate_group(prepare=True), chain.mesh_group(turntable=False)]
+              generate, chain.mesh_group(turntable=False)]
     links += (chain.sampling_links((n["decode"].id, 0), (n["mask"].id, 0))
               + chain.mesh_links((chain.decode.id, 0), turntable=False))
     return Graph(groups, links)

@@ -528,12 +528,6 @@ def _plan(graph: Graph, definitions: dict) -> tuple[list[_Placed], list[str]]:
     return best, best_problems
 
 
-def unavoidable_problems(graph: Graph, definitions: dict) -> list[str]:
-    """What even the best readable layout of ``graph`` keeps (see ``_plan``)."""
-    _size_nodes(graph, definitions)
-    return _plan(graph, definitions)[1]
-
-
 def _size_nodes(graph: Graph, definitions: dict) -> None:
     for node in graph.nodes:
         node.size = estimate_size(node, definitions.get(node.type))
