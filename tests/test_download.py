@@ -183,6 +183,14 @@ def largest_seen(folder: Path, stop: threading.Event, seen: list[int]) -> thread
     return thread
 
 
+def wait_for(reached, what: str, seconds: float = 30) -> None:
+    """Polls ``reached()`` until it holds; a download that failed instead fails the test, not hangs it."""
+    deadline = time.monotonic() + seconds
+    while not reached():
+        assert time.monotonic() < deadline, f"not within {seconds:.0f} s: {what}"
+        time.sleep(0.01)
+
+
 # ---------------------------------------------------------------- an honest hub
 
 def test_the_download_shows_progress_checks_the_file_and_converts_it(expected, tiny_file, tmp_path, capsys):
@@ -326,8 +334,7 @@ def test_a_dripping_server_is_cancelled_within_a_second_and_the_next_download_co
     with StandInHub(tiny_file, "drip", drip=256) as hub:
         worker = threading.Thread(target=run)
         worker.start()
-        while max(reached, default=0) < 2048:
-            time.sleep(0.01)
+        wait_for(lambda: max(reached, default=0) >= 2048, "2,048 bytes downloaded")
         asked = time.monotonic()
         cancel.set()
         worker.join(10)
@@ -450,8 +457,7 @@ def test_a_second_download_into_the_same_folder_says_who_holds_it_and_the_first_
     with StandInHub(tiny_file, "drip", drip=8192) as hub:
         worker = threading.Thread(target=first)
         worker.start()
-        while not reached or max(reached) < 8192:
-            time.sleep(0.01)
+        wait_for(lambda: max(reached, default=0) >= 8192, "8,192 bytes downloaded")
         # another process: the command in a terminal
         script = ("import sys, hashlib; sys.path.insert(0, {root!r}); from syncdreamer_core.weights import download as dl;"
                   "data = open({src!r}, 'rb').read(); dl.OFFICIAL = dl.OfficialFile({repo!r}, {name!r}, len(data), "
@@ -555,8 +561,7 @@ def test_the_button_cancels_within_a_second_and_the_next_press_continues(button,
     with StandInHub(tiny_file, "drip", drip=512) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         download.start()
-        while download.status()["done"] < 4096:
-            time.sleep(0.01)
+        wait_for(lambda: download.status()["done"] >= 4096, "4,096 bytes downloaded")
         asked = time.monotonic()
         assert download.stop()["state"] in ("cancelling", "cancelled")  # the thread may finish before the reply
         download.thread.join(10)
@@ -580,8 +585,7 @@ def test_the_button_names_a_terminal_download_that_holds_the_folder(button, tiny
         terminal = threading.Thread(target=lambda: pytest.raises(dl.DownloadError, dl.download_checkpoint, folder,
                                                                   progress=lambda d, t: reached.append(d), cancel=cancel))
         terminal.start()
-        while not reached:
-            time.sleep(0.01)
+        wait_for(lambda: reached, "the terminal download under way")
         download.start()
         download.thread.join(30)
         cancel.set()
