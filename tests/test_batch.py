@@ -283,6 +283,27 @@ def test_ctrl_c_stops_within_seconds_and_the_rerun_continues(local_ray, square_c
     assert rerun.count("skipped") == finished and rerun.count("done") == len(names) - finished, rerun.summary()
 
 
+def test_ctrl_c_is_remembered_where_a_library_swallows_the_exception():
+    """SIGINT raises KeyboardInterrupt as Python's own handler does, and is kept for the batch
+    loop even where the exception dies inside a library (as it once did inside Ray)."""
+    from syncdreamer_core.batch.interrupt import CtrlC
+
+    before = signal.getsignal(signal.SIGINT)
+    with CtrlC() as ctrl_c:
+        assert not ctrl_c.pressed
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here, in the main thread
+        assert ctrl_c.pressed
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass  # what a finaliser or callback does with it
+        assert ctrl_c.pressed
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_sampler_actors_never_hold_every_cpu(monkeypatch):
     """Sampler actors that reserved all CPUs would leave the meshing stage unscheduled forever."""
     from syncdreamer_core.batch.engine import PREPARE_CPUS, sampler_cpus

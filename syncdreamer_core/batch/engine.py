@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cluster import connect
+from .interrupt import CtrlC
 from .items import BatchItem, BatchSettings, item_key
 from .report import BatchReport
 from .work import FAILED, RECORD, Sampler, SamplerStartError, finish, prepare
@@ -140,11 +141,14 @@ def _run_batch(items, settings, output, options, retry_failed, on_item) -> Batch
                               num_gpus=1 if on_gpu else 0, num_cpus=sampler_cpus(actors, options.recon_cpus))
         dataset = dataset.map(finish, fn_kwargs={"output": str(output)}, num_cpus=options.recon_cpus)
         try:
-            for row in dataset.iter_rows():
-                line = json.loads(row["line"])
-                report.add(line)
-                if on_item is not None:
-                    on_item(line)
+            with CtrlC() as ctrl_c:
+                for row in dataset.iter_rows():
+                    line = json.loads(row["line"])
+                    report.add(line)
+                    if on_item is not None:
+                        on_item(line)
+                    if ctrl_c.pressed:  # pressed, but the exception was lost inside Ray
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             report.interrupted = True
             collect_finished(rows, output, report)
