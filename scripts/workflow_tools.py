@@ -508,24 +508,22 @@ def ui_layout_problems(ui: dict, definitions: dict) -> list[str]:
 LAYOUTS_CHECKED = 4000
 
 
-def _plan(graph: Graph, definitions: dict) -> tuple[list[_Placed], list[str]]:
+def _plan(graph: Graph, definitions: dict) -> list[_Placed]:
     """The layout the frontend fits at the largest zoom among those with nothing over a group
     title and no group under a KEEP_CLEAR area; failing that, the readable one with the fewest
-    such problems (the largest zoom first). Returns it with the problems it keeps."""
+    such problems (the largest zoom first)."""
     found = sorted(_candidates(graph.groups), key=lambda c: -c[0])
-    best, best_key, best_problems = found[0][1], None, None
+    best, best_key = found[0][1], None
     for zoom, placed in found[:LAYOUTS_CHECKED]:
         if zoom < READABLE_ZOOM + 0.001:
             break
         problems = _problems(graph, placed, definitions)
         key = (len(problems), -zoom)
         if best_key is None or key < best_key:
-            best, best_key, best_problems = placed, key, problems
+            best, best_key = placed, key
         if not problems:
             break
-    if best_problems is None:
-        best_problems = _problems(graph, best, definitions)
-    return best, best_problems
+    return best
 
 
 def _size_nodes(graph: Graph, definitions: dict) -> None:
@@ -545,7 +543,7 @@ def layout(graph: Graph, definitions: dict) -> list[dict]:
     nothing over a group's title (nodes keep their reading order). Returns the UI group
     entries."""
     _size_nodes(graph, definitions)
-    placed, _ = _plan(graph, definitions)
+    placed = _plan(graph, definitions)
     _place_nodes(placed)
     entries = []
     for box in sorted(placed, key=lambda b: b.index):
